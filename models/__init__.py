@@ -1,0 +1,1 @@
+"""Shipped model packages: one folder per model (see docs/model-package.md)."""
