@@ -1,0 +1,54 @@
+"""`aecodec train` and `aecodec export` (torch required: pip install "aecodec[train]")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .train import TrainArgs, Trainer
+
+
+def train_parser() -> argparse.ArgumentParser:
+    d = TrainArgs()
+    p = argparse.ArgumentParser(prog="aecodec train", description="Train the hyperprior codec.")
+    p.add_argument("--data", default=d.data, help="folder of training images (any Pillow format)")
+    p.add_argument("--eval-data", default=d.eval_data, help="folder of evaluation images (Kodak)")
+    p.add_argument("--run-dir", default=d.run_dir, help="where the resumable state is kept")
+    p.add_argument("--init", default=None,
+                   help="model package folder (or state.pt) to start from when the run is new")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=None, help="number of steps this session")
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--crop", type=int, default=d.crop, help="square crop size in pixels")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-final", type=float, default=None, help="cosine-decay the lr to this")
+    p.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the exported weights")
+    p.add_argument("--eval-minutes", type=float, default=d.eval_minutes,
+                   help="evaluate on --eval-data every so many minutes (0: never)")
+    p.add_argument("--eval-images", type=int, default=d.eval_images)
+    p.add_argument("--save-minutes", type=float, default=d.save_minutes)
+    p.add_argument("--device", default=d.device, help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = train_parser().parse_args(argv)
+    if args.minutes is None and args.steps is None:
+        print("aecodec train: give --minutes or --steps", file=sys.stderr)
+        return 2
+    Trainer(TrainArgs(**vars(args))).run()
+    return 0
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    from .export import export_parser, run_export
+
+    return run_export(export_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

@@ -1,0 +1,68 @@
+"""Training data: every image of a folder held in memory, served as random flipped crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files directly under folder (any format Pillow reads), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"training folder {folder} does not exist")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class CropDataset:
+    """Decoded RGB images kept as uint8 arrays; `batch()` draws random crops with flips."""
+
+    def __init__(self, folder: str | Path, crop: int, limit: int | None = None, seed: int = 0):
+        paths = list_images(folder)[:limit]
+        self.crop = crop
+        self.images = []
+        for p in paths:
+            with Image.open(p) as im:
+                arr = np.asarray(im.convert("RGB"))
+            if min(arr.shape[:2]) >= crop:
+                self.images.append(arr)
+        if not self.images:
+            raise ValueError(f"no image of at least {crop}×{crop} pixels in {folder}")
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, size: int) -> np.ndarray:
+        """uint8 array [size, 3, crop, crop] of random crops, randomly flipped."""
+        out = np.empty((size, 3, self.crop, self.crop), dtype=np.uint8)
+        for i in range(size):
+            img = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(img.shape[0] - self.crop + 1)
+            x = self.rng.integers(img.shape[1] - self.crop + 1)
+            c = img[y : y + self.crop, x : x + self.crop]
+            if self.rng.random() < 0.5:
+                c = c[:, ::-1]
+            if self.rng.random() < 0.5:
+                c = c[::-1]
+            out[i] = c.transpose(2, 0, 1)
+        return out
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+def load_eval_images(folder: str | Path, limit: int | None = None) -> list[np.ndarray]:
+    """Evaluation images (e.g. Kodak) as uint8 HWC RGB arrays."""
+    out = []
+    for p in list_images(folder)[:limit]:
+        with Image.open(p) as im:
+            out.append(np.asarray(im.convert("RGB")))
+    return out

@@ -1,0 +1,202 @@
+"""`aecodec export`: training state → a self-contained model package (docs/model-package.md)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..cdf_tables import gaussian_family, pmf_to_cdf
+from .entropy_models import SCALE_MAX, SCALE_MIN
+from .networks import Config, HyperpriorCodec, model_kmac_per_pixel
+
+PACKAGE_FORMAT = 1
+PRECISION = 16
+N_SCALES = 64
+Z_TAIL = 1e-9
+# Files the runtime reads; their bytes define the model's content hash.
+RUNTIME_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez with fixed zip timestamps and order, so equal arrays give equal bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                        buf.getvalue())
+
+
+def content_hash(folder: Path) -> str:
+    """SHA-256 over the runtime files' names and bytes, in a fixed order."""
+    h = hashlib.sha256()
+    for name in RUNTIME_FILES:
+        data = (folder / name).read_bytes()
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inp: str, out: str) -> None:
+    torch.onnx.export(
+        module, (example,), str(path), input_names=[inp], output_names=[out],
+        dynamic_axes={inp: {2: "height", 3: "width"}, out: {2: "height", 3: "width"}},
+        opset_version=17, dynamo=False, do_constant_folding=True,
+    )
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def scale_table() -> tuple[np.ndarray, np.ndarray]:
+    """Log-spaced Gaussian scales and the float32 log-σ thresholds between neighbours."""
+    scales = np.exp(np.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), N_SCALES))
+    logs = np.log(scales)
+    return scales, ((logs[:-1] + logs[1:]) / 2).astype(np.float32)
+
+
+def factorized_tables(model: HyperpriorCodec, radius: int = 256) -> dict[str, np.ndarray]:
+    """Per-channel integer CDFs of the factorized ẑ density, support trimmed to the tails."""
+    pmf, first = model.z_density.pmf_table(radius)
+    cdfs, offsets = [], []
+    for row in pmf:
+        cum = np.cumsum(row)
+        lo = int(np.searchsorted(cum, Z_TAIL / 2))
+        hi = int(np.searchsorted(cum, cum[-1] - Z_TAIL / 2))
+        hi = max(hi, lo)
+        core = row[lo : hi + 1]
+        tail = max(0.0, 1.0 - float(core.sum()))
+        cdfs.append(pmf_to_cdf(np.append(core, tail), PRECISION))
+        offsets.append(first + lo)
+    width = max(len(c) for c in cdfs)
+    table = np.zeros((len(cdfs), width), dtype=np.uint32)
+    for i, c in enumerate(cdfs):
+        table[i, : len(c)] = c
+        table[i, len(c) :] = c[-1]
+    return {
+        "z_cdf": table,
+        "z_cdf_len": np.array([len(c) for c in cdfs], dtype=np.int32),
+        "z_offset": np.array(offsets, dtype=np.int32),
+    }
+
+
+def round_hyper_synthesis_to_fp16(model: HyperpriorCodec) -> None:
+    """The package stores h_s in float16: make the torch weights equal to what the core uses."""
+    with torch.no_grad():
+        for p in model.h_s.parameters():
+            p.copy_(p.half().float())
+
+
+def hyper_synthesis_arrays(model: HyperpriorCodec) -> dict[str, np.ndarray]:
+    layers = [model.h_s[0], model.h_s[2], model.h_s[4]]
+    out = {}
+    for i, layer in enumerate(layers, 1):
+        out[f"w{i}"] = layer.weight.detach().half().numpy()
+        out[f"b{i}"] = layer.bias.detach().half().numpy()
+    return out
+
+
+def load_model(source: str | Path, use_ema: bool = True) -> tuple[HyperpriorCodec, dict]:
+    """A model from a training checkpoint (its EMA weights), a package folder or a state.pt."""
+    source = Path(source)
+    if source.is_dir() and (source / "last.ckpt").exists():
+        source = source / "last.ckpt"
+    if source.suffix == ".ckpt":
+        blob = torch.load(source, map_location="cpu", weights_only=False)
+        model = HyperpriorCodec(Config.from_dict(blob["config"]))
+        model.load_state_dict(blob["ema" if use_ema else "model"])
+        return model.eval(), blob["provenance"]
+    from .train import load_state_file
+
+    cfg, state, prov = load_state_file(source)
+    model = HyperpriorCodec(cfg)
+    model.load_state_dict(state)
+    return model.eval(), prov
+
+
+def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
+                   provenance: dict, figures: dict | None = None) -> dict:
+    """Write the model package; returns its manifest. Same weights → same content hash."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = model.eval()
+    round_hyper_synthesis_to_fp16(model)
+    cfg = model.cfg
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(1, cfg.M, 8, 8, generator=torch.Generator().manual_seed(1))
+    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y")
+    _export_onnx(model.h_a, y, tmp / "h_a.onnx", "y", "z")
+    _export_onnx(model.g_s, y, tmp / "g_s.onnx", "y_hat", "x_hat")
+    write_npz(tmp / "hyper_synthesis.npz", hyper_synthesis_arrays(model))
+
+    scales, thresholds = scale_table()
+    fam = gaussian_family(scales, precision=PRECISION)
+    tables = {
+        "precision": np.array(PRECISION, dtype=np.int32),
+        **factorized_tables(model),
+        "y_cdf": fam["cdf"], "y_cdf_len": fam["cdf_len"], "y_offset": fam["offset"],
+        "y_scales": scales, "scale_log_thresholds": thresholds,
+        "gains": torch.exp(model.log_gains).detach().float().numpy(),
+        "lambdas": np.array(cfg.lambdas, dtype=np.float64),
+    }
+    write_npz(tmp / "tables.npz", tables)
+
+    state = {k: v.half() for k, v in model.state_dict().items()}
+    torch.save({"config": cfg.to_dict(), "state_dict": state, "provenance": provenance},
+               tmp / "state.pt")
+    manifest = {
+        "name": name,
+        "format": PACKAGE_FORMAT,
+        "content_hash": content_hash(tmp),
+        "architecture": {
+            "kind": "mean-scale hyperprior with gain units (Minnen 2018, Cui 2021)",
+            **cfg.to_dict(),
+            "kmac_per_pixel": model_kmac_per_pixel(cfg),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        "entropy": {"precision": PRECISION, "gaussian_tables": N_SCALES,
+                    "scale_range": [SCALE_MIN, SCALE_MAX]},
+        "quality": {"range": [0, 100], "levels": len(cfg.lambdas),
+                    "mapping": "t = quality/100*(levels-1); gain = gains[k]^(1-f)*gains[k+1]^f"},
+        "provenance": provenance,
+        "figures": figures or {},
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return manifest
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aecodec export", description="Write a model package.")
+    p.add_argument("source",
+                   help="run folder or last.ckpt (EMA weights), package folder or state.pt")
+    p.add_argument("--name", default="hyperprior-mse", help="package name")
+    p.add_argument("--out", default=None, help="output folder (default models/<name>)")
+    p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
+    p.add_argument("--data", default="../shared/data/train", help="training data (provenance)")
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    model, prov = load_model(args.source, use_ema=not args.raw)
+    prov = dict(prov)
+    prov.setdefault("data", str(args.data))
+    prov["export_command"] = "aecodec export " + " ".join(sys.argv[2:])
+    out = args.out or str(Path("models") / args.name)
+    manifest = export_package(model, out, args.name, prov)
+    print(f"wrote {out} (content hash {manifest['content_hash'][:16]}…)")
+    return 0

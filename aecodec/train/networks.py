@@ -1,0 +1,152 @@
+"""The mean-scale hyperprior (Minnen et al. 2018, no context model) with per-level gain units."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .entropy_models import FactorizedDensity, GaussianConditional, ste_round
+from .layers import GDN, conv, deconv
+
+# λ of CompressAI's quality levels 1–7 (rate–distortion trade-offs spanning ~0.1–1.5 bpp on Kodak).
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932)
+
+
+@dataclass
+class Config:
+    """Architecture hyper-parameters; stored in every model package's manifest."""
+
+    N: int = 128
+    M: int = 192
+    Nz: int = 128
+    C1: int = 128
+    C2: int = 192
+    lambdas: tuple = field(default_factory=lambda: DEFAULT_LAMBDAS)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        keys = {"N", "M", "Nz", "C1", "C2", "lambdas"}
+        d = {k: v for k, v in d.items() if k in keys}
+        if "lambdas" in d:
+            d["lambdas"] = tuple(d["lambdas"])
+        return cls(**d)
+
+
+def analysis(cfg: Config) -> nn.Sequential:
+    """g_a: image → latent y, four stride-2 convs with GDN (×1/16)."""
+    n, m = cfg.N, cfg.M
+    return nn.Sequential(
+        conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
+    )
+
+
+def synthesis(cfg: Config) -> nn.Sequential:
+    """g_s: latent ŷ → image, four stride-2 transposed convs with IGDN (×16)."""
+    n, m = cfg.N, cfg.M
+    return nn.Sequential(
+        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+        deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
+    )
+
+
+def hyper_analysis(cfg: Config) -> nn.Sequential:
+    """h_a: gained latent → hyper-latent z (×1/4)."""
+    return nn.Sequential(
+        conv(cfg.M, cfg.N, 3, 1), nn.ReLU(),
+        conv(cfg.N, cfg.N), nn.ReLU(),
+        conv(cfg.N, cfg.Nz),
+    )
+
+
+def hyper_synthesis(cfg: Config) -> nn.Sequential:
+    """h_s: ẑ → (μ, log σ) of the gained latent (×4); mirrored exactly by the core's kernel."""
+    return nn.Sequential(
+        deconv(cfg.Nz, cfg.C1), nn.ReLU(),
+        deconv(cfg.C1, cfg.C2), nn.ReLU(),
+        conv(cfg.C2, 2 * cfg.M, 3, 1),
+    )
+
+
+def level_position(quality: torch.Tensor, levels: int) -> torch.Tensor:
+    """Quality in [0, 100] → continuous level position t in [0, levels-1]."""
+    return quality.clamp(0, 100) / 100.0 * (levels - 1)
+
+
+class HyperpriorCodec(nn.Module):
+    """Mean-scale hyperprior with gain units (Cui et al. 2021) for one network at every rate."""
+
+    def __init__(self, cfg: Config | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or Config()
+        c = self.cfg
+        self.g_a = analysis(c)
+        self.g_s = synthesis(c)
+        self.h_a = hyper_analysis(c)
+        self.h_s = hyper_synthesis(c)
+        self.z_density = FactorizedDensity(c.Nz)
+        lam = torch.tensor(c.lambdas, dtype=torch.float64)
+        # Quantizer step ∝ λ^-1/2 is the MSE-optimal spacing: start the gains there.
+        init = 0.5 * torch.log(lam / lam.log().mean().exp())
+        self.log_gains = nn.Parameter(init.float().view(-1, 1).repeat(1, c.M))
+        with torch.no_grad():  # start σ near 1 rather than wherever the init puts it
+            self.h_s[-1].bias.zero_()
+
+    @property
+    def levels(self) -> int:
+        return len(self.cfg.lambdas)
+
+    def gain(self, t: torch.Tensor) -> torch.Tensor:
+        """Gain vectors [B, M] at continuous level positions t [B] (log-linear interpolation)."""
+        k = t.floor().long().clamp(0, self.levels - 2)
+        f = (t - k).unsqueeze(1)
+        lg = self.log_gains[k] * (1 - f) + self.log_gains[k + 1] * f
+        return torch.exp(lg)
+
+    def lmbda(self, t: torch.Tensor) -> torch.Tensor:
+        """λ at continuous level positions t (log-linear interpolation between levels)."""
+        lam = torch.tensor(self.cfg.lambdas, dtype=torch.float32, device=t.device).log()
+        k = t.floor().long().clamp(0, self.levels - 2)
+        f = t - k
+        return torch.exp(lam[k] * (1 - f) + lam[k + 1] * f)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noisy: bool = True) -> dict:
+        """Reconstruction and bits of x at level positions t; noise for rate when training."""
+        gain = self.gain(t)[:, :, None, None]
+        y = self.g_a(x) * gain
+        z = self.h_a(y)
+        z_hat = ste_round(z)
+        z_rate_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noisy else z_hat
+        z_lik = self.z_density.likelihood(z_rate_in)
+        params = self.h_s(z_hat)
+        mu, log_scale = params.chunk(2, dim=1)
+        residual = y - mu
+        noise = torch.empty_like(y).uniform_(-0.5, 0.5)
+        r_rate_in = residual + noise if noisy else torch.round(residual)
+        y_lik = GaussianConditional.likelihood(r_rate_in, GaussianConditional.scale(log_scale))
+        y_hat = (ste_round(residual) + mu) / gain
+        x_hat = self.g_s(y_hat)
+        n_pix = x.shape[2] * x.shape[3]
+        bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))
+        return {"x_hat": x_hat, "bpp": bits / n_pix}
+
+
+def model_kmac_per_pixel(cfg: Config) -> dict:
+    """Multiply–accumulates per input pixel of g_a, g_s, h_a and h_s."""
+    n, m = cfg.N, cfg.M
+    ga = (3 * n * 25) / 4 + (n * n * 25) / 16 + (n * n * 25) / 64 + (n * m * 25) / 256
+    gs = ga  # transposed convs mirror the analysis cost
+    ha = (m * n * 9) / 256 + (n * n * 25) / 1024 + (n * cfg.Nz * 25) / 4096
+    hs = (cfg.Nz * cfg.C1 * 25) / 1024 + (cfg.C1 * cfg.C2 * 25) / 256 + (cfg.C2 * 2 * m * 9) / 256
+    return {k: round(v / 1000, 2) for k, v in {"g_a": ga, "g_s": gs, "h_a": ha, "h_s": hs}.items()}
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))

@@ -1,0 +1,213 @@
+"""Training loop: resumable, wall-clock budgeted, EMA of weights, periodic Kodak evaluation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import CropDataset, load_eval_images
+from .evaluate import estimate
+from .networks import Config, HyperpriorCodec, psnr
+
+
+@dataclass
+class TrainArgs:
+    """Options of `aecodec train` (see cli.py for their help texts)."""
+
+    data: str = "../shared/data/train"
+    eval_data: str = "../shared/data/kodak"
+    run_dir: str = "runs/default"
+    init: str | None = None  # a model package folder or state.pt to start from
+    minutes: float | None = None
+    steps: int | None = None
+    batch: int = 8
+    crop: int = 128
+    lr: float = 5e-4
+    lr_final: float | None = None  # cosine decay to this over the budget, when given
+    ema: float = 0.999
+    eval_minutes: float = 20.0
+    eval_images: int = 4
+    save_minutes: float = 5.0
+    device: str = "cpu"
+    threads: int | None = None
+    compile: bool = False
+    seed: int = 0
+    data_limit: int | None = None
+    config: dict | None = None  # architecture of a new run (default: Config())
+
+
+def load_state_file(path: str | Path) -> tuple[Config, dict, dict]:
+    """(config, state_dict, provenance) from a package folder or its state.pt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "state.pt"
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = {k: v.float() for k, v in blob["state_dict"].items()}
+    return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
+
+
+class Trainer:
+    """Owns the model, its EMA, the optimizer and the run directory."""
+
+    def __init__(self, args: TrainArgs) -> None:
+        self.args = args
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.run_dir = Path(args.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt = self.run_dir / "last.ckpt"
+        self.provenance = {"steps": 0, "wall_seconds": 0.0, "history": []}
+        cfg = Config.from_dict(args.config) if args.config else Config()
+        init_state = None
+        if args.init and not self.ckpt.exists():
+            cfg, init_state, self.provenance = load_state_file(args.init)
+            self.provenance.setdefault("history", [])
+        self.model = HyperpriorCodec(cfg).to(args.device)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+        self.data = CropDataset(args.data, args.crop, limit=args.data_limit, seed=args.seed)
+        self.session_steps = 0
+        self.session_seconds = 0.0
+        if self.ckpt.exists():
+            self._resume()
+        self.step_fn = torch.compile(self.model) if args.compile else self.model
+        self._stop = False
+
+    # -- state ------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        blob = torch.load(self.ckpt, map_location=self.args.device, weights_only=False)
+        self.model.load_state_dict(blob["model"])
+        self.ema.load_state_dict(blob["ema"])
+        self.opt.load_state_dict(blob["opt"])
+        self.provenance = blob["provenance"]
+        self.data.set_state(blob["data_rng"])
+        torch.set_rng_state(blob["torch_rng"])
+        tqdm.write(f"resumed {self.ckpt} at step {self.provenance['steps']}")
+
+    def save(self) -> None:
+        """Atomically write the full training state (model, EMA, optimizer, RNGs)."""
+        blob = {
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(), "provenance": self.provenance,
+            "data_rng": self.data.state(), "torch_rng": torch.get_rng_state(),
+            "config": self.model.cfg.to_dict(),
+        }
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, self.ckpt)
+
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- loop -------------------------------------------------------------------------------
+    def _lr(self, elapsed: float, budget: float | None) -> float:
+        a = self.args
+        if a.lr_final is None or not budget:
+            return a.lr
+        frac = min(1.0, elapsed / budget)
+        return a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac))
+
+    def step(self, lr: float) -> dict:
+        """One optimisation step on a random batch at random continuous rate levels."""
+        a, m = self.args, self.model
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        x = torch.from_numpy(self.data.batch(a.batch)).to(a.device).float().div_(255)
+        t = torch.rand(a.batch, device=a.device) * (m.levels - 1)
+        out = self.step_fn(x, t)
+        mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
+        loss = (out["bpp"] + m.lmbda(t) * 255**2 * mse).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        self.opt.step()
+        self._update_ema()
+        return {"loss": loss.item(), "bpp": out["bpp"].mean().item(), "mse": mse.mean().item()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # Short warm-up so a fresh run's EMA is not dominated by its random init.
+        d = min(self.args.ema, (1 + self.provenance["steps"]) / (10 + self.provenance["steps"]))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p, 1 - d)
+
+    def _request_stop(self, *_):
+        self._stop = True
+
+    def run(self) -> dict:
+        """Train until the step count or the wall-clock budget is reached, or until Ctrl-C."""
+        a = self.args
+        old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        budget = a.minutes * 60 if a.minutes else None
+        evals = load_eval_images(a.eval_data, a.eval_images) if a.eval_minutes > 0 else []
+        start = last_save = last_eval = time.time()
+        bar = tqdm(total=a.steps, unit="step", dynamic_ncols=True, mininterval=5)
+        smooth = None
+        try:
+            while not self._stop:
+                now = time.time()
+                if a.steps and self.session_steps >= a.steps:
+                    break
+                if budget and now - start >= budget:
+                    break
+                r = self.step(self._lr(now - start, budget))
+                self.provenance["steps"] += 1
+                self.session_steps += 1
+                smooth = r if smooth is None else {k: 0.98 * smooth[k] + 0.02 * r[k] for k in r}
+                bar.update(1)
+                bar.set_postfix(loss=f"{smooth['loss']:.3f}", bpp=f"{smooth['bpp']:.3f}",
+                                psnr=f"{psnr(smooth['mse']):.2f}", refresh=False)
+                if self.provenance["steps"] % 50 == 0:
+                    self._log({"step": self.provenance["steps"], "time": time.time(), **smooth})
+                now = time.time()
+                if evals and now - last_eval >= a.eval_minutes * 60:
+                    self._evaluate(evals)
+                    last_eval = time.time()
+                if now - last_save >= a.save_minutes * 60:
+                    self._account(start)
+                    self.save()
+                    last_save = time.time()
+        finally:
+            bar.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+            self._account(start)
+            self.provenance["history"].append({
+                "date": time.strftime("%Y-%m-%d %H:%M"), "device": a.device,
+                "steps": self.session_steps, "seconds": round(self.session_seconds, 1),
+                "batch": a.batch, "crop": a.crop, "lr": a.lr, "command": " ".join(sys.argv),
+            })
+            self.save()
+        steps_per_s = self.session_steps / max(self.session_seconds, 1e-9)
+        tqdm.write(f"stopped at step {self.provenance['steps']} ({steps_per_s:.3f} steps/s); "
+                   f"state saved to {self.ckpt}")
+        return self.provenance
+
+    def _account(self, start: float) -> None:
+        """Add this session's wall time since the last accounting to the provenance."""
+        now = time.time()
+        since = getattr(self, "_accounted_at", start)
+        self.provenance["wall_seconds"] += now - since
+        self.session_seconds += now - since
+        self._accounted_at = now
+
+    def _evaluate(self, images: list[np.ndarray]) -> None:
+        res = estimate(self.ema, images, device=self.args.device)
+        self._log({"step": self.provenance["steps"], "eval": res})
+        tqdm.write("eval " + "  ".join(f"q{r['quality']}: {r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
+                                       for r in res))
