@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Paste the latest benchmark tables into README.md.
+
+    python benchmarks/update_readme.py [--results benchmarks/results] [--readme README.md]
+
+Replaces what lies between ``<!-- rd:start -->`` and ``<!-- rd:end -->`` with
+results/rd.md plus the RD plot, and between ``<!-- speed:start -->`` and ``<!-- speed:end -->``
+with results/speed.md.  Only those blocks change; a missing result file leaves its block alone.
+If README.md has no markers yet, a "Benchmarks" section with them is appended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+SECTION = """
+## Benchmarks
+
+Measured with the scripts in `benchmarks/` (never run as tests). From a clean checkout:
+
+```
+pip install ".[bench]"               # + imagecodecs (JPEG XL), matplotlib, bjontegaard
+python benchmarks/rd.py              # rate–distortion on Kodak -> benchmarks/results/rd.*
+python benchmarks/speed.py           # speed and memory         -> benchmarks/results/speed.*
+python benchmarks/update_readme.py   # paste the tables below
+```
+
+JPEG, WebP and AVIF come from Pillow, JPEG XL from imagecodecs; codecs that are not installed are
+skipped with a message. `--help` lists the options (`--images N`, `--codecs`, `--out`, ...).
+
+### Rate–distortion
+
+<!-- rd:start -->
+<!-- rd:end -->
+
+### Speed and memory
+
+<!-- speed:start -->
+<!-- speed:end -->
+"""
+
+
+def replace_block(text: str, key: str, body: str) -> str:
+    pat = re.compile(rf"(<!-- {key}:start -->)(.*?)(<!-- {key}:end -->)", re.S)
+    if not pat.search(text):
+        raise SystemExit(f"error: README has no <!-- {key}:start --> ... <!-- {key}:end --> block")
+    return pat.sub(lambda m: m.group(1) + "\n" + body.strip() + "\n" + m.group(3), text, count=1)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    args = ap.parse_args(argv)
+
+    text = args.readme.read_text()
+    if "<!-- rd:start -->" not in text and "<!-- speed:start -->" not in text:
+        text = text.rstrip("\n") + "\n" + SECTION
+    changed = []
+    rd_md = args.results / "rd.md"
+    if rd_md.is_file():
+        body = rd_md.read_text()
+        png = args.results / "rd.png"
+        if png.is_file():
+            rel = Path(os.path.relpath(png, args.readme.parent)).as_posix()
+            body = body.replace("<details>", f"![Rate–distortion curves]({rel})\n\n<details>", 1)
+        text = replace_block(text, "rd", body)
+        changed.append("rd")
+    speed_md = args.results / "speed.md"
+    if speed_md.is_file():
+        text = replace_block(text, "speed", speed_md.read_text())
+        changed.append("speed")
+    tmp = args.readme.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, args.readme)
+    print(f"updated {args.readme}: {', '.join(changed) or 'section only (no results yet)'}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
