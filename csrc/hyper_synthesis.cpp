@@ -1,0 +1,338 @@
+// hyper_synthesis.cpp — exact float32 h_s: ConvT5x5/2 + ReLU, ConvT5x5/2 + ReLU, Conv3x3.
+//
+// Exactness (design §2). Every output value is computed as
+//     acc = bias + 0.0f;  for each tap (ky, kx) in ascending order, for each input channel i in
+//     ascending order: acc = acc + (w * x);   then ReLU as (acc > 0 ? acc : 0) for layers 1-2.
+// Each product and each sum is one IEEE float32 rounding (compiled with -ffp-contract=off, no
+// -ffast-math, no FMA instructions). For the transposed convs the taps of output (Y, X) are those
+// with ky = Y (mod 2), kx = X (mod 2), reading input (iy, ix) = ((Y+2-ky)/2, (X+2-kx)/2).
+// Taps outside the input read 0 (zero padding). Lemma: that equals skipping them, because acc
+// starts at bias + 0.0f (never -0.0), a sum is -0.0 only if both terms are -0.0, so acc is never
+// -0.0, and acc + (finite w * 0) = acc + (+-0) = acc exactly. The numpy reference
+// (tests/reference_hyper_synthesis.py) does the same operations in the same order.
+//
+// Determinism across thread counts: every output value is produced by exactly one thread with the
+// sequence above; threads only split the set of output rows. Across instruction sets: vectors run
+// the same sequence per lane (one output channel per lane), and IEEE add/mul are exact per lane.
+//
+// Speed: a register tile of P output pixels x (VO vectors of output channels) accumulates over all
+// taps and input channels; weights are laid out [tap][in][out] per block of output channels so the
+// inner loop streams them; activations are HWC with a one-pixel zero border.
+#include "hyper_synthesis.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+// Vector types never cross a non-inlined call, so the ABI note about them is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace aec {
+namespace {
+
+#define AEC_INLINE inline __attribute__((always_inline))
+
+typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+enum class Isa { sse2 = 0, avx2 = 1, avx512 = 2 };
+
+Isa detect_isa() {
+    Isa best = Isa::sse2;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) best = Isa::avx2;
+    if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+#endif
+    if (const char* env = std::getenv("AECODEC_CORE_ISA")) {
+        Isa want = best;
+        if (!std::strcmp(env, "sse2")) want = Isa::sse2;
+        else if (!std::strcmp(env, "avx2")) want = Isa::avx2;
+        else if (!std::strcmp(env, "avx512")) want = Isa::avx512;
+        if (int(want) < int(best)) best = want;
+    }
+    return best;
+}
+
+// Register tile per instruction set: P pixels x VO vectors; CB = VO * lanes output channels.
+constexpr int kP = 6;
+int block_channels(Isa isa) { return isa == Isa::avx512 ? 64 : isa == Isa::avx2 ? 16 : 8; }
+
+// One layer, as the kernel sees it. The transposed convs have 4 parity classes (py, px), the conv
+// one. Offsets are in floats relative to the input pixel of the tile's first output pixel.
+struct Layer {
+    int cin = 0, cout = 0, coutp = 0;  // coutp: cout rounded up to the channel block
+    int ncls = 0;
+    int ntaps[4] = {0, 0, 0, 0};
+    std::vector<ptrdiff_t> toff[4];
+    std::vector<float> w[4];  // [block][tap][cin][CB]
+    std::vector<float> bias;  // [coutp], bias + 0.0f, zero in the padding
+};
+
+// Activations: HWC with a 1-pixel zero border; ps floats per pixel.
+struct Act {
+    int H = 0, W = 0, ps = 0;
+    std::vector<float> data;
+    float* px(int y, int x) { return data.data() + (size_t(y + 1) * size_t(W + 2) + size_t(x + 1)) * size_t(ps); }
+    size_t row_stride() const { return size_t(W + 2) * size_t(ps); }
+};
+
+// Taps in the documented order (ky ascending, kx ascending) for parity (py, px); dy/dx are the
+// padded-input offsets relative to (a, b) = (Y >> 1, X >> 1).
+void transposed_layer(Layer& L, const float* w, const float* b, int cin, int cout, int CB, size_t rs, int ps) {
+    L.cin = cin;
+    L.cout = cout;
+    L.coutp = (cout + CB - 1) / CB * CB;
+    L.ncls = 4;
+    const int nb = L.coutp / CB;
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int c = py * 2 + px;
+            std::vector<int> kys, kxs;
+            for (int k = py; k < 5; k += 2) kys.push_back(k);
+            for (int k = px; k < 5; k += 2) kxs.push_back(k);
+            L.ntaps[c] = int(kys.size() * kxs.size());
+            L.toff[c].clear();
+            for (int ky : kys)
+                for (int kx : kxs) {
+                    const int dy = (py + 2 - ky) / 2 + 1, dx = (px + 2 - kx) / 2 + 1;  // in {0, 1, 2}
+                    L.toff[c].push_back(ptrdiff_t(dy) * ptrdiff_t(rs) + ptrdiff_t(dx) * ps);
+                }
+            L.w[c].assign(size_t(nb) * L.ntaps[c] * cin * CB, 0.0f);
+            for (int blk = 0; blk < nb; ++blk) {
+                int t = 0;
+                for (int ky : kys)
+                    for (int kx : kxs) {
+                        for (int i = 0; i < cin; ++i)
+                            for (int oo = 0; oo < CB; ++oo) {
+                                const int o = blk * CB + oo;
+                                if (o < cout)
+                                    L.w[c][((size_t(blk) * L.ntaps[c] + t) * cin + i) * CB + oo] =
+                                        w[((size_t(i) * cout + o) * 5 + ky) * 5 + kx];
+                            }
+                        ++t;
+                    }
+            }
+        }
+    L.bias.assign(L.coutp, 0.0f);
+    for (int o = 0; o < cout; ++o) L.bias[o] = b[o] + 0.0f;
+}
+
+void conv3_layer(Layer& L, const float* w, const float* b, int cin, int cout, int CB, size_t rs, int ps) {
+    L.cin = cin;
+    L.cout = cout;
+    L.coutp = (cout + CB - 1) / CB * CB;
+    L.ncls = 1;
+    L.ntaps[0] = 9;
+    const int nb = L.coutp / CB;
+    L.toff[0].clear();
+    for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx) L.toff[0].push_back(ptrdiff_t(ky) * ptrdiff_t(rs) + ptrdiff_t(kx) * ps);
+    L.w[0].assign(size_t(nb) * 9 * cin * CB, 0.0f);
+    for (int blk = 0; blk < nb; ++blk)
+        for (int t = 0; t < 9; ++t)
+            for (int i = 0; i < cin; ++i)
+                for (int oo = 0; oo < CB; ++oo) {
+                    const int o = blk * CB + oo;
+                    if (o < cout) L.w[0][((size_t(blk) * 9 + t) * cin + i) * CB + oo] = w[((size_t(o) * cin + i) * 3) * 3 + t];
+                }
+    L.bias.assign(L.coutp, 0.0f);
+    for (int o = 0; o < cout; ++o) L.bias[o] = b[o] + 0.0f;
+}
+
+template <class V>
+AEC_INLINE V splat(float s) {
+    V v;
+    for (int k = 0; k < int(sizeof(V) / sizeof(float)); ++k) v[k] = s;
+    return v;
+}
+
+// The register tile: NP (<= kP) output pixels x VO vectors of output channels, all taps.
+// in: input pixel of the first output pixel; pstep: floats between the tile's input pixels.
+template <class V, int NP, int VO>
+AEC_INLINE void tile(const float* in, ptrdiff_t pstep, const ptrdiff_t* toff, int ntaps, int cin,
+                     const float* w, const float* bias, float* tmp) {
+    constexpr int VW = int(sizeof(V) / sizeof(float));
+    V acc[NP][VO];
+    for (int v = 0; v < VO; ++v) {
+        const V bv = *reinterpret_cast<const V*>(bias + v * VW);
+        for (int p = 0; p < NP; ++p) acc[p][v] = bv;
+    }
+    for (int t = 0; t < ntaps; ++t) {
+        const float* ip = in + toff[t];
+        for (int i = 0; i < cin; ++i, w += VO * VW) {
+            V wv[VO];
+            for (int v = 0; v < VO; ++v) wv[v] = *reinterpret_cast<const V*>(w + v * VW);
+            for (int p = 0; p < NP; ++p) {
+                const V xb = splat<V>(ip[p * pstep + i]);
+                for (int v = 0; v < VO; ++v) {
+                    const V prod = wv[v] * xb;  // rounded product
+                    acc[p][v] = acc[p][v] + prod;  // rounded sum (no contraction: -ffp-contract=off)
+                }
+            }
+        }
+    }
+    for (int p = 0; p < NP; ++p)
+        for (int v = 0; v < VO; ++v) *reinterpret_cast<V*>(tmp + (p * VO + v) * VW) = acc[p][v];
+}
+
+// Where a layer's results go.
+struct Sink {
+    Act* act = nullptr;      // layers 1-2: ReLU into the next activation
+    float* mu = nullptr;     // layer 3: mu / index planes
+    int32_t* index = nullptr;
+    int M = 0, H = 0, W = 0;
+    const float* thr = nullptr;
+    int nthr = 0;
+};
+
+AEC_INLINE int32_t count_le(const float* thr, int n, float v) {
+    // number of thresholds <= v (thr ascending): upper_bound; NaN gives 0
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        const int mid = (lo + hi) >> 1;
+        if (thr[mid] <= v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+AEC_INLINE void emit(const Sink& s, const Layer& L, int Y, int X, int blk, int CB, const float* vals) {
+    if (s.act) {
+        float* dst = s.act->px(Y, X) + blk * CB;
+        for (int oo = 0; oo < CB; ++oo) dst[oo] = vals[oo] > 0.0f ? vals[oo] : 0.0f;
+        return;
+    }
+    const size_t plane = size_t(s.H) * size_t(s.W), at = size_t(Y) * size_t(s.W) + size_t(X);
+    for (int oo = 0; oo < CB; ++oo) {
+        const int o = blk * CB + oo;
+        if (o < s.M) s.mu[size_t(o) * plane + at] = vals[oo];
+        else if (o < L.cout) s.index[size_t(o - s.M) * plane + at] = count_le(s.thr, s.nthr, vals[oo]);
+    }
+}
+
+// All outputs of one output row Y of a layer.
+template <class V, int VO>
+AEC_INLINE void layer_row(const Layer& L, const Act& in, const Sink& s, bool transposed, int Y) {
+    constexpr int CB = VO * int(sizeof(V) / sizeof(float));
+    alignas(64) float tmp[kP * CB];
+    const size_t rs = in.row_stride();
+    const int nb = L.coutp / CB;
+    const int ncol = transposed ? 2 : 1;
+    const int ncols_in = in.W;  // tile positions per class: b in [0, in.W) (transposed), X in [0, W) (conv)
+    for (int pc = 0; pc < ncol; ++pc) {
+        const int c = transposed ? (Y & 1) * 2 + pc : 0;
+        const int row_in = transposed ? (Y >> 1) : Y;  // padded-input row of tap offset 0
+        const float* base = in.data.data() + size_t(row_in) * rs;
+        const int ntaps = L.ntaps[c];
+        const ptrdiff_t* toff = L.toff[c].data();
+        const size_t wblk = size_t(ntaps) * L.cin * CB;
+        for (int blk = 0; blk < nb; ++blk) {
+            const float* w = L.w[c].data() + blk * wblk;
+            const float* bias = L.bias.data() + blk * CB;
+            int b0 = 0;
+            for (; b0 + kP <= ncols_in; b0 += kP) {
+                tile<V, kP, VO>(base + size_t(b0) * in.ps, in.ps, toff, ntaps, L.cin, w, bias, tmp);
+                for (int p = 0; p < kP; ++p)
+                    emit(s, L, Y, transposed ? 2 * (b0 + p) + pc : b0 + p, blk, CB, tmp + p * CB);
+            }
+            for (; b0 < ncols_in; ++b0) {
+                tile<V, 1, VO>(base + size_t(b0) * in.ps, in.ps, toff, ntaps, L.cin, w, bias, tmp);
+                emit(s, L, Y, transposed ? 2 * b0 + pc : b0, blk, CB, tmp);
+            }
+        }
+    }
+}
+
+typedef void (*RowFn)(const Layer&, const Act&, const Sink&, bool, int);
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) void row_avx512(const Layer& L, const Act& in, const Sink& s, bool t, int Y) {
+    layer_row<v16, 4>(L, in, s, t, Y);
+}
+__attribute__((target("avx2"))) void row_avx2(const Layer& L, const Act& in, const Sink& s, bool t, int Y) {
+    layer_row<v8, 2>(L, in, s, t, Y);
+}
+#endif
+void row_sse2(const Layer& L, const Act& in, const Sink& s, bool t, int Y) { layer_row<v4, 2>(L, in, s, t, Y); }
+
+RowFn row_fn(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == Isa::avx512) return row_avx512;
+    if (isa == Isa::avx2) return row_avx2;
+#endif
+    (void)isa;
+    return row_sse2;
+}
+
+// Runs rows [0, nrows) of a layer on `threads` threads; which thread computes a row never changes
+// its value (see the header comment), so a shared counter balances the load.
+void run_rows(RowFn fn, const Layer& L, const Act& in, const Sink& s, bool transposed, int nrows, int threads) {
+    std::atomic<int> next{0};
+    auto work = [&]() {
+        for (int Y; (Y = next.fetch_add(1)) < nrows;) fn(L, in, s, transposed, Y);
+    };
+    const int nt = threads < nrows ? threads : nrows;
+    std::vector<std::thread> pool;
+    for (int k = 1; k < nt; ++k) pool.emplace_back(work);
+    work();
+    for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+const char* hyper_synthesis_isa() {
+    switch (detect_isa()) {
+        case Isa::avx512: return "avx512";
+        case Isa::avx2: return "avx2";
+        default: return "sse2";
+    }
+}
+
+void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const float* w2, const float* b2,
+                     const float* w3, const float* b3, const float* thr, const HyperSynthesisShape& sh,
+                     int threads, float* mu, int32_t* index) {
+    if (threads <= 0) threads = int(std::thread::hardware_concurrency());
+    if (threads <= 0) threads = 1;
+    if (threads > 256) threads = 256;
+    const int M = sh.m2 / 2;
+    const int H0 = sh.h, W0 = sh.w, H1 = 2 * H0, W1 = 2 * W0, H2 = 2 * H1, W2 = 2 * W1;
+    if (H0 == 0 || W0 == 0 || M == 0) return;
+    const Isa isa = detect_isa();
+    const int CB = block_channels(isa);
+    const RowFn fn = row_fn(isa);
+
+    Act a0, a1, a2;
+    a0.H = H0, a0.W = W0, a0.ps = sh.nz;
+    a0.data.assign(size_t(H0 + 2) * size_t(W0 + 2) * size_t(sh.nz), 0.0f);
+    for (int i = 0; i < sh.nz; ++i)
+        for (int y = 0; y < H0; ++y)
+            for (int x = 0; x < W0; ++x) a0.px(y, x)[i] = float(z[(size_t(i) * H0 + y) * W0 + x]);
+
+    Layer l1, l2, l3;
+    transposed_layer(l1, w1, b1, sh.nz, sh.c1, CB, a0.row_stride(), a0.ps);
+    a1.H = H1, a1.W = W1, a1.ps = l1.coutp;
+    a1.data.assign(size_t(H1 + 2) * size_t(W1 + 2) * size_t(a1.ps), 0.0f);
+    Sink s1;
+    s1.act = &a1;
+    run_rows(fn, l1, a0, s1, true, H1, threads);
+    a0.data = std::vector<float>();
+
+    transposed_layer(l2, w2, b2, sh.c1, sh.c2, CB, a1.row_stride(), a1.ps);
+    a2.H = H2, a2.W = W2, a2.ps = l2.coutp;
+    a2.data.assign(size_t(H2 + 2) * size_t(W2 + 2) * size_t(a2.ps), 0.0f);
+    Sink s2;
+    s2.act = &a2;
+    run_rows(fn, l2, a1, s2, true, H2, threads);
+    a1.data = std::vector<float>();
+
+    conv3_layer(l3, w3, b3, sh.c2, sh.m2, CB, a2.row_stride(), a2.ps);
+    Sink s3;
+    s3.mu = mu, s3.index = index, s3.M = M, s3.H = H2, s3.W = W2, s3.thr = thr, s3.nthr = sh.nthr;
+    run_rows(fn, l3, a2, s3, false, H2, threads);
+}
+
+}  // namespace aec
