@@ -114,7 +114,8 @@ def _pil_save(rgb: np.ndarray, fmt: str, **kw) -> bytes:
 
 def _pil_load(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+        im.load()
+        return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 class Jpeg(Adapter):

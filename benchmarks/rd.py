@@ -358,8 +358,8 @@ def main(argv=None) -> int:
         print(f"note: {args.bd_test} is not in this run; no BD-rates", file=sys.stderr)
 
     elapsed = time.perf_counter() - t_start
-    cmd = "python benchmarks/rd.py" + ("" if argv is None and len(sys.argv) == 1
-                                       else " " + " ".join(sys.argv[1:] if argv is None else argv))
+    given = sys.argv[1:] if argv is None else argv
+    cmd = "python benchmarks/rd.py" + ("" if not given else " " + " ".join(given))
     res = {
         "benchmark": "rate-distortion",
         "dataset": "Kodak" if args.data.resolve() == common.DEFAULT_DATA.resolve()

@@ -1,0 +1,365 @@
+#!/usr/bin/env python
+"""Speed and memory benchmark: encode/decode wall time and peak memory of aecodec and its peers.
+
+    python benchmarks/speed.py                   # 3 Kodak images + a 12-megapixel photo
+    python benchmarks/speed.py --images 1 --no-large --codecs jpeg,avif --out /tmp/speed
+
+Same run, same images, one setting per codec (each near 0.75 bpp on Kodak; the bpp reached is
+reported).  Every (codec, image, encode|decode) runs in a fresh child process: a warm-up call
+(not on the 12 MP image), then --repeat timed calls, and the median is reported.  The child also
+reports its peak resident memory: the process peak (getrusage ru_maxrss: interpreter, libraries,
+model and image included) and the operation's own peak above the resident size just before the
+first call (ru_maxrss when the operation raised it, else a 1 ms /proc/self/statm sampler).
+aecodec's time is split into the stages its runtime reports (codec.last_timings).
+
+The 12-megapixel photo (4032×3024) is a mosaic of Kodak crops made deterministically in a
+temporary folder, never committed.  Threads: --threads (default: all cores) for aecodec
+(onnxruntime and the native core), AVIF (libavif/aom) and JPEG XL; JPEG and WebP encode and decode
+on one thread in Pillow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+LARGE_NAME = "mosaic-12mp"
+
+
+# ---------------------------------------------------------------------------------------------
+# child process: one codec, one image, one operation
+
+
+def _rss_kib() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except OSError:
+        return 0
+
+
+def _maxrss_kib() -> int:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+
+
+class _Sampler:
+    def __init__(self, period: float = 0.001):
+        self.period, self.peak = period, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_kib())
+            time.sleep(self.period)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss_kib())
+
+
+def child(spec: dict) -> dict:
+    ad = common.make_adapter(spec["codec"], spec["threads"], spec.get("model"))
+    why = ad.unavailable()
+    if why:
+        return {"error": why}
+    rgb = np.load(spec["image"])
+    data = Path(spec["data"]).read_bytes() if spec["op"] == "decode" else None
+
+    def op():
+        if spec["op"] == "encode":
+            return ad.encode(rgb, spec["setting"])
+        out = ad.decode(data)
+        if out.shape != rgb.shape:
+            raise ValueError(f"decoded shape {out.shape} != {rgb.shape}")
+        return out
+
+    rss0, max0 = _rss_kib(), _maxrss_kib()
+    times, stages = [], []
+    with _Sampler() as sampler:
+        for i in range(spec["warmup"] + spec["repeat"]):
+            t0 = time.perf_counter()
+            out = op()
+            dt = time.perf_counter() - t0
+            if i >= spec["warmup"]:
+                times.append(dt)
+                if ad.last_timings:
+                    stages.append(dict(ad.last_timings))
+    max1 = _maxrss_kib()
+    op_peak = (max1 if max1 > max0 else sampler.peak) - rss0
+    res = {
+        "times_s": times,
+        "median_s": statistics.median(times),
+        "peak_rss_mib": max1 / 1024,
+        "op_peak_mib": max(op_peak, 0) / 1024,
+        "rss_before_mib": rss0 / 1024,
+    }
+    if stages:
+        keys = list(dict.fromkeys(k for s in stages for k in s))
+        res["stages_s"] = {k: statistics.median([s.get(k, 0.0) for s in stages]) for k in keys}
+    if spec["op"] == "encode":
+        Path(spec["data"]).write_bytes(out)
+        res["bytes"] = len(out)
+    return res
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        err = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"child failed (exit {p.returncode}): {err}"}
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# parent
+
+
+def prepare_images(folder: Path, n: int, large: bool, tmp: Path):
+    paths = common.list_images(folder)
+    imgs = []
+    for p in paths[:n]:
+        a = common.load_rgb(p)
+        f = tmp / (p.stem + ".npy")
+        np.save(f, a)
+        imgs.append({"name": p.name, "file": str(f), "width": a.shape[1], "height": a.shape[0]})
+    if large:
+        a = common.make_mosaic(paths)
+        f = tmp / (LARGE_NAME + ".npy")
+        np.save(f, a)
+        imgs.append({"name": LARGE_NAME, "file": str(f), "width": a.shape[1],
+                     "height": a.shape[0], "large": True})
+    return imgs
+
+
+def _ms(v):
+    return f"{v * 1000:,.0f}"
+
+
+def _num(v, fmt):
+    return "–" if v is None else format(v, fmt)
+
+
+def _ms_col(v):
+    if v is None:
+        return "–"
+    return f"{v * 1000:,.0f} ms" if v < 10 else f"{v:,.1f} s"
+
+
+def markdown(res: dict) -> str:
+    labels = {n: v["label"] for n, v in res["codecs"].items()}
+    lines = [f"**Speed and memory** (CPU, {res['threads']} thread(s) where the codec can use "
+             f"them; JPEG and WebP use one). {res['header']}", ""]
+    small = [i for i in res["images"] if not i.get("large")]
+    large = [i for i in res["images"] if i.get("large")]
+
+    def agg(codec, imgs, key, op):
+        vals = [res["results"][codec][i["name"]][op].get(key) for i in imgs]
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals and len(vals) == len(imgs) else None
+
+    groups = []
+    if small:
+        what = "median" if len(small) == 1 else f"mean of {len(small)} images' medians"
+        groups.append((f"Kodak 768×512 ({what})", small))
+    if large:
+        li = large[0]
+        groups.append((f"{li['width']}×{li['height']} ({li['width'] * li['height'] / 1e6:.1f} MP)",
+                       large))
+    lines += ["| image | codec | setting | bpp | encode | decode | encode MP/s | decode MP/s | "
+              "peak RSS enc / dec (MiB) | op peak enc / dec (MiB) |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for gname, imgs in groups:
+        mp = float(np.mean([i["width"] * i["height"] for i in imgs])) / 1e6
+        for k, c in enumerate(res["codecs"]):
+            enc, dec = agg(c, imgs, "median_s", "encode"), agg(c, imgs, "median_s", "decode")
+            bpp = agg(c, imgs, "bpp", "encode")
+            pe, pd = agg(c, imgs, "peak_rss_mib", "encode"), agg(c, imgs, "peak_rss_mib", "decode")
+            oe, od = agg(c, imgs, "op_peak_mib", "encode"), agg(c, imgs, "op_peak_mib", "decode")
+            cfg = res["codecs"][c]
+            lines.append(
+                f"| {gname if k == 0 else ''} | {labels[c]} | {cfg['knob']} {cfg['setting']:g} | "
+                f"{_num(bpp, '.2f')} | {_ms_col(enc)} | {_ms_col(dec)} | "
+                f"{_num(enc and mp / enc, '.2f')} | {_num(dec and mp / dec, '.2f')} | "
+                f"{_num(pe, ',.0f')} / {_num(pd, ',.0f')} | "
+                f"{_num(oe, ',.0f')} / {_num(od, ',.0f')} |")
+    # aecodec stage split
+    if "aecodec" in res["results"]:
+        keys = []
+        for i in res["images"]:
+            for op in ("encode", "decode"):
+                keys += list(res["results"]["aecodec"][i["name"]][op].get("stages_s", {}))
+        keys = list(dict.fromkeys(keys))
+        if keys:
+            lines += ["", f"aecodec time by stage (medians, ms; {res['threads']} thread(s)):", "",
+                      "| image | op | total | " + " | ".join(keys) + " |",
+                      "|---|---|---:|" + "---:|" * len(keys)]
+            for i in res["images"]:
+                for op in ("encode", "decode"):
+                    r = res["results"]["aecodec"][i["name"]][op]
+                    if "median_s" not in r:
+                        continue
+                    st = r.get("stages_s", {})
+                    cells = [_ms(st[k]) if k in st else "" for k in keys]
+                    lines.append(f"| {i['name']} | {op} | {_ms(r['median_s'])} | "
+                                 + " | ".join(cells) + " |")
+    lines += ["", "Settings: " + "; ".join(
+        f"{v['label']} {v['describe']} ({v['version']})" for v in res["codecs"].values()) + ". "
+        "Times: median of the timed calls after one warm-up call (no warm-up on the 12 MP photo: "
+        f"{res['repeat']} calls per Kodak image, {res['repeat_large']} on the 12 MP photo), wall "
+        "clock, each codec in its own process. Peak RSS: the process's peak resident memory "
+        "(interpreter, libraries, model and image included); op peak: the peak above the resident "
+        "size just before the first call. The 12 MP photo is a 6×6 mosaic of 672×504 Kodak crops."]
+    if res.get("skipped"):
+        lines += ["", "Skipped: " + "; ".join(f"{k}: {w}" for k, w in res["skipped"].items())]
+    errors = [f"{labels[c]} {img} {op}: {r['error']}" for c, by in res["results"].items()
+              for img, ops in by.items() for op, r in ops.items() if "error" in r]
+    if errors:
+        lines += ["", "Failures: " + "; ".join(errors)]
+    lines += ["", "<details><summary>Per image (medians)</summary>", "",
+              "| image | codec | bpp | encode | decode | peak RSS enc / dec (MiB) |",
+              "|---|---|---:|---:|---:|---:|"]
+    for i in res["images"]:
+        for c in res["codecs"]:
+            e, d = res["results"][c][i["name"]]["encode"], res["results"][c][i["name"]]["decode"]
+            lines.append(
+                f"| {i['name']} | {labels[c]} | {e.get('bpp', 0):.2f} | "
+                f"{_ms_col(e.get('median_s'))} | {_ms_col(d.get('median_s'))} | "
+                f"{e.get('peak_rss_mib', 0):,.0f} / {d.get('peak_rss_mib', 0):,.0f} |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=common.DEFAULT_DATA,
+                    help="folder of PNG images (default: ../shared/data/kodak)")
+    ap.add_argument("--images", type=int, default=3, help="number of images from --data (3)")
+    ap.add_argument("--no-large", action="store_true", help="skip the 12-megapixel photo")
+    ap.add_argument("--codecs", default="aecodec,jpeg,webp,avif,jxl")
+    ap.add_argument("--quality", type=float, default=common.Aec.speed_setting,
+                    help=f"aecodec quality (default {common.Aec.speed_setting})")
+    ap.add_argument("--model", default=None, help="aecodec model package")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads for the codecs that can use them (default: all cores)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed calls per Kodak image (5)")
+    ap.add_argument("--repeat-large", type=int, default=3,
+                    help="timed calls on the 12 MP photo (3)")
+    ap.add_argument("--timeout", type=float, default=600, help="per child process, seconds")
+    ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT,
+                    help="output folder (default: benchmarks/results)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        try:
+            print(json.dumps(child(json.loads(args.child))))
+        except Exception as e:
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+        return 0
+
+    from tqdm import tqdm
+
+    started = common.utcnow()
+    t_start = time.perf_counter()
+    machine = common.machine_info()
+    git = common.git_info()
+    names = common.parse_codecs(args.codecs)
+    adapters, skipped = common.available_adapters(names, args.threads, args.model)
+    if not adapters:
+        print("error: none of the requested codecs is available", file=sys.stderr)
+        return 1
+    settings = {a.name: (args.quality if a.name == "aecodec" else a.speed_setting)
+                for a in adapters}
+    results: dict = {a.name: {} for a in adapters}
+    with tempfile.TemporaryDirectory(prefix="aecodec-speed-") as tmpd:
+        tmp = Path(tmpd)
+        images = prepare_images(args.data, args.images, not args.no_large, tmp)
+        jobs = [(a, i, op) for i in images for a in adapters for op in ("encode", "decode")]
+        bar = tqdm(jobs, unit="run", desc="speed", dynamic_ncols=True)
+        for a, img, op in bar:
+            bar.set_postfix_str(f"{a.name} {img['name']} {op}")
+            large = bool(img.get("large"))
+            spec = {
+                "codec": a.name, "threads": args.threads, "model": args.model,
+                "image": img["file"], "setting": settings[a.name], "op": op,
+                "data": str(tmp / f"{a.name}-{img['name']}.bin"),
+                "warmup": 0 if large else 1,
+                "repeat": args.repeat_large if large else args.repeat,
+            }
+            slot = results[a.name].setdefault(img["name"], {})
+            if op == "decode" and "error" in slot.get("encode", {}):
+                slot[op] = {"error": "encode failed"}
+                continue
+            r = run_child(spec, args.timeout)
+            if "error" in r:
+                print(f"warning: {a.label} {img['name']} {op}: {r['error']}", file=sys.stderr)
+            if op == "encode" and "bytes" in r:
+                r["bpp"] = 8.0 * r["bytes"] / (img["width"] * img["height"])
+            slot[op] = r
+        bar.close()
+
+    elapsed = time.perf_counter() - t_start
+    given = sys.argv[1:] if argv is None else argv
+    cmd = "python benchmarks/speed.py" + ("" if not given else " " + " ".join(given))
+    res = {
+        "benchmark": "speed",
+        "date_utc": started.isoformat(timespec="seconds"),
+        "git": git,
+        "machine": machine,
+        "loadavg_at_end": common.loadavg(),
+        "command": cmd,
+        "elapsed_s": round(elapsed, 1),
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "repeat_large": args.repeat_large,
+        "memory_method": "child process per (codec, image, op); peak_rss_mib = getrusage "
+                         "RUSAGE_SELF ru_maxrss at the end; op_peak_mib = peak above the RSS "
+                         "before the first call (ru_maxrss if it rose, else a 1 ms statm sampler)",
+        "images": [{k: v for k, v in i.items() if k != "file"} for i in images],
+        "codecs": {a.name: {"label": a.label, "version": a.version(), "describe": a.describe(),
+                            "knob": a.knob, "setting": settings[a.name],
+                            "threads": args.threads if a.threaded else 1}
+                   for a in adapters},
+        "skipped": skipped,
+        "results": results,
+    }
+    res["header"] = common.run_header(cmd, started, git, machine, elapsed)
+    common.write_json(args.out / "speed.json", res)
+    md = markdown(res)
+    common.write_text(args.out / "speed.md", md)
+    print(md.split("<details>")[0])
+    print(f"wrote {args.out / 'speed.json'}, {args.out / 'speed.md'} in {elapsed:.0f} s",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
