@@ -343,8 +343,12 @@ def git_info() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
     commit = run("rev-parse", "HEAD")
-    dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
-    return {"commit": commit, "short": commit[:8], "dirty": dirty}
+    # only tracked files that can change the numbers count (not the results, docs or training)
+    paths = ["aecodec", "csrc", "models", "setup.py", "pyproject.toml", "benchmarks/common.py",
+             "benchmarks/metrics.py", "benchmarks/rd.py", "benchmarks/speed.py"]
+    changed = run("diff", "HEAD", "--name-only", "--", *paths, ":(exclude)aecodec/train")
+    return {"commit": commit, "short": commit[:8], "dirty": bool(changed),
+            "changed": changed.splitlines()}
 
 
 def machine_info() -> dict:
