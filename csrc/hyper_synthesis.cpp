@@ -32,12 +32,6 @@
 namespace aec {
 namespace {
 
-#define AEC_INLINE inline __attribute__((always_inline))
-
-typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
-typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
-typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
-
 enum class Isa { sse2 = 0, avx2 = 1, avx512 = 2 };
 
 Isa detect_isa() {
@@ -143,42 +137,6 @@ void conv3_layer(Layer& L, const float* w, const float* b, int cin, int cout, in
     for (int o = 0; o < cout; ++o) L.bias[o] = b[o] + 0.0f;
 }
 
-template <class V>
-AEC_INLINE V splat(float s) {
-    V v;
-    for (int k = 0; k < int(sizeof(V) / sizeof(float)); ++k) v[k] = s;
-    return v;
-}
-
-// The register tile: NP (<= kP) output pixels x VO vectors of output channels, all taps.
-// in: input pixel of the first output pixel; pstep: floats between the tile's input pixels.
-template <class V, int NP, int VO>
-AEC_INLINE void tile(const float* in, ptrdiff_t pstep, const ptrdiff_t* toff, int ntaps, int cin,
-                     const float* w, const float* bias, float* tmp) {
-    constexpr int VW = int(sizeof(V) / sizeof(float));
-    V acc[NP][VO];
-    for (int v = 0; v < VO; ++v) {
-        const V bv = *reinterpret_cast<const V*>(bias + v * VW);
-        for (int p = 0; p < NP; ++p) acc[p][v] = bv;
-    }
-    for (int t = 0; t < ntaps; ++t) {
-        const float* ip = in + toff[t];
-        for (int i = 0; i < cin; ++i, w += VO * VW) {
-            V wv[VO];
-            for (int v = 0; v < VO; ++v) wv[v] = *reinterpret_cast<const V*>(w + v * VW);
-            for (int p = 0; p < NP; ++p) {
-                const V xb = splat<V>(ip[p * pstep + i]);
-                for (int v = 0; v < VO; ++v) {
-                    const V prod = wv[v] * xb;  // rounded product
-                    acc[p][v] = acc[p][v] + prod;  // rounded sum (no contraction: -ffp-contract=off)
-                }
-            }
-        }
-    }
-    for (int p = 0; p < NP; ++p)
-        for (int v = 0; v < VO; ++v) *reinterpret_cast<V*>(tmp + (p * VO + v) * VW) = acc[p][v];
-}
-
 // Where a layer's results go.
 struct Sink {
     Act* act = nullptr;      // layers 1-2: ReLU into the next activation
@@ -189,83 +147,46 @@ struct Sink {
     int nthr = 0;
 };
 
-AEC_INLINE int32_t count_le(const float* thr, int n, float v) {
-    // number of thresholds <= v (thr ascending): upper_bound; NaN gives 0
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        const int mid = (lo + hi) >> 1;
-        if (thr[mid] <= v) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-AEC_INLINE void emit(const Sink& s, const Layer& L, int Y, int X, int blk, int CB, const float* vals) {
-    if (s.act) {
-        float* dst = s.act->px(Y, X) + blk * CB;
-        for (int oo = 0; oo < CB; ++oo) dst[oo] = vals[oo] > 0.0f ? vals[oo] : 0.0f;
-        return;
-    }
-    const size_t plane = size_t(s.H) * size_t(s.W), at = size_t(Y) * size_t(s.W) + size_t(X);
-    for (int oo = 0; oo < CB; ++oo) {
-        const int o = blk * CB + oo;
-        if (o < s.M) s.mu[size_t(o) * plane + at] = vals[oo];
-        else if (o < L.cout) s.index[size_t(o - s.M) * plane + at] = count_le(s.thr, s.nthr, vals[oo]);
-    }
-}
-
-// All outputs of one output row Y of a layer.
-template <class V, int VO>
-AEC_INLINE void layer_row(const Layer& L, const Act& in, const Sink& s, bool transposed, int Y) {
-    constexpr int CB = VO * int(sizeof(V) / sizeof(float));
-    alignas(64) float tmp[kP * CB];
-    const size_t rs = in.row_stride();
-    const int nb = L.coutp / CB;
-    const int ncol = transposed ? 2 : 1;
-    const int ncols_in = in.W;  // tile positions per class: b in [0, in.W) (transposed), X in [0, W) (conv)
-    for (int pc = 0; pc < ncol; ++pc) {
-        const int c = transposed ? (Y & 1) * 2 + pc : 0;
-        const int row_in = transposed ? (Y >> 1) : Y;  // padded-input row of tap offset 0
-        const float* base = in.data.data() + size_t(row_in) * rs;
-        const int ntaps = L.ntaps[c];
-        const ptrdiff_t* toff = L.toff[c].data();
-        const size_t wblk = size_t(ntaps) * L.cin * CB;
-        for (int blk = 0; blk < nb; ++blk) {
-            const float* w = L.w[c].data() + blk * wblk;
-            const float* bias = L.bias.data() + blk * CB;
-            int b0 = 0;
-            for (; b0 + kP <= ncols_in; b0 += kP) {
-                tile<V, kP, VO>(base + size_t(b0) * in.ps, in.ps, toff, ntaps, L.cin, w, bias, tmp);
-                for (int p = 0; p < kP; ++p)
-                    emit(s, L, Y, transposed ? 2 * (b0 + p) + pc : b0 + p, blk, CB, tmp + p * CB);
-            }
-            for (; b0 < ncols_in; ++b0) {
-                tile<V, 1, VO>(base + size_t(b0) * in.ps, in.ps, toff, ntaps, L.cin, w, bias, tmp);
-                emit(s, L, Y, transposed ? 2 * b0 + pc : b0, blk, CB, tmp);
-            }
-        }
-    }
-}
-
 typedef void (*RowFn)(const Layer&, const Act&, const Sink&, bool, int);
 
-#if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx512f"))) void row_avx512(const Layer& L, const Act& in, const Sink& s, bool t, int Y) {
-    layer_row<v16, 4>(L, in, s, t, Y);
-}
-__attribute__((target("avx2"))) void row_avx2(const Layer& L, const Act& in, const Sink& s, bool t, int Y) {
-    layer_row<v8, 2>(L, in, s, t, Y);
-}
+}  // namespace
+
+// ---- the kernel, compiled once per instruction set ------------------------------------------
+// Each copy is compiled with its own target (pragma), so the vector code is generated for that ISA
+// from the start (an always_inline template would be lowered for the baseline ISA first).
+#define AEC_KERNEL_NS k_sse2
+#define AEC_VBYTES 16
+#define AEC_VO 2
+#include "hyper_synthesis_kernel.inc"
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define AEC_HAVE_X86_KERNELS 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define AEC_KERNEL_NS k_avx2
+#define AEC_VBYTES 32
+#define AEC_VO 2
+#include "hyper_synthesis_kernel.inc"
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#define AEC_KERNEL_NS k_avx512
+#define AEC_VBYTES 64
+#define AEC_VO 4
+#include "hyper_synthesis_kernel.inc"
+#pragma GCC pop_options
 #endif
-void row_sse2(const Layer& L, const Act& in, const Sink& s, bool t, int Y) { layer_row<v4, 2>(L, in, s, t, Y); }
+
+namespace {
 
 RowFn row_fn(Isa isa) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (isa == Isa::avx512) return row_avx512;
-    if (isa == Isa::avx2) return row_avx2;
+#ifdef AEC_HAVE_X86_KERNELS
+    if (isa == Isa::avx512) return k_avx512::layer_row;
+    if (isa == Isa::avx2) return k_avx2::layer_row;
 #endif
     (void)isa;
-    return row_sse2;
+    return k_sse2::layer_row;
 }
 
 // Runs rows [0, nrows) of a layer on `threads` threads; which thread computes a row never changes
