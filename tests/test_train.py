@@ -97,3 +97,21 @@ def test_export_is_deterministic_and_onnx_matches_torch(tmp_path):
     with torch.no_grad():
         y2 = reloaded.g_a(x).numpy()
     np.testing.assert_allclose(y2, y_torch, rtol=2e-2, atol=2e-2)  # fp16 state
+
+
+def test_gpu_job_runs_on_cpu_from_a_package(image_folder, tmp_path):
+    """The prepared GPU script, run here for two steps: starts from a package, writes state.pt."""
+    pytest.importorskip("onnx")
+    from aecodec.train.gpu_job import main
+
+    torch.manual_seed(0)
+    export_package(HyperpriorCodec(TINY), tmp_path / "pkg", "tiny", {"steps": 5, "history": []})
+    out = tmp_path / "out"
+    rc = main(["train", "--init", str(tmp_path / "pkg"), "--data", str(image_folder),
+               "--eval-data", str(image_folder), "--run-dir", str(tmp_path / "run"),
+               "--out", str(out), "--steps", "2", "--batch", "2", "--crop", "64", "--cpu"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 2 and len(report["estimate_after"]) == 5
+    model, prov = load_model(out / "state.pt")
+    assert prov["steps"] == 7 and model.cfg.M == TINY.M

@@ -52,6 +52,34 @@ class CropDataset:
             out[i] = c.transpose(2, 0, 1)
         return out
 
+    def to_device(self, device: str) -> None:
+        """Keep equal-sized images as one uint8 tensor on `device` and crop there (GPU runs)."""
+        import torch
+
+        if len({im.shape for im in self.images}) != 1:
+            return
+        stack = np.stack(self.images).transpose(0, 3, 1, 2)
+        self.gpu_images = torch.from_numpy(np.ascontiguousarray(stack)).to(device)
+
+    def batch_tensor(self, size: int, device: str):
+        """float32 [size, 3, crop, crop] in [0, 1] on `device`."""
+        import torch
+
+        if getattr(self, "gpu_images", None) is None:
+            return torch.from_numpy(self.batch(size)).to(device).float().div_(255)
+        imgs = self.gpu_images
+        n, _, h, w = imgs.shape
+        idx = torch.from_numpy(self.rng.integers(n, size=size))
+        ys = self.rng.integers(h - self.crop + 1, size=size)
+        xs = self.rng.integers(w - self.crop + 1, size=size)
+        flips = self.rng.random((size, 2)) < 0.5
+        out = []
+        for i in range(size):
+            c = imgs[idx[i], :, ys[i] : ys[i] + self.crop, xs[i] : xs[i] + self.crop]
+            dims = [d for d, f in zip((2, 1), flips[i]) if f]
+            out.append(torch.flip(c, dims) if dims else c)
+        return torch.stack(out).float().div_(255)
+
     def state(self) -> dict:
         return self.rng.bit_generator.state
 

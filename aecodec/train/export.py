@@ -33,7 +33,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            np.lib.format.write_array(buf, np.asarray(arrays[name], order="C"), allow_pickle=False)
             zf.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)),
                         buf.getvalue())
 
@@ -124,6 +124,13 @@ def load_model(source: str | Path, use_ema: bool = True) -> tuple[HyperpriorCode
     return model.eval(), prov
 
 
+def write_state(model: HyperpriorCodec, path: str | Path, provenance: dict) -> None:
+    """The compact fp16 training state that a package carries to resume training from."""
+    state = {k: v.detach().cpu().half() for k, v in model.state_dict().items()}
+    torch.save({"config": model.cfg.to_dict(), "state_dict": state, "provenance": provenance},
+               str(path))
+
+
 def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
                    provenance: dict, figures: dict | None = None) -> dict:
     """Write the model package; returns its manifest. Same weights → same content hash."""
@@ -153,9 +160,7 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     }
     write_npz(tmp / "tables.npz", tables)
 
-    state = {k: v.half() for k, v in model.state_dict().items()}
-    torch.save({"config": cfg.to_dict(), "state_dict": state, "provenance": provenance},
-               tmp / "state.pt")
+    write_state(model, tmp / "state.pt", provenance)
     manifest = {
         "name": name,
         "format": PACKAGE_FORMAT,

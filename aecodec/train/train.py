@@ -72,14 +72,19 @@ class Trainer:
         cfg = Config.from_dict(args.config) if args.config else Config()
         init_state = None
         if args.init and not self.ckpt.exists():
-            cfg, init_state, self.provenance = load_state_file(args.init)
-            self.provenance.setdefault("history", [])
+            cfg, init_state, prov = load_state_file(args.init)
+            self.provenance = {**self.provenance, **prov}
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=args.lr)
         self.data = CropDataset(args.data, args.crop, limit=args.data_limit, seed=args.seed)
+        if args.device != "cpu":
+            self.data.to_device(args.device)
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.session_steps = 0
         self.session_seconds = 0.0
         if self.ckpt.exists():
@@ -127,7 +132,7 @@ class Trainer:
         a, m = self.args, self.model
         for g in self.opt.param_groups:
             g["lr"] = lr
-        x = torch.from_numpy(self.data.batch(a.batch)).to(a.device).float().div_(255)
+        x = self.data.batch_tensor(a.batch, a.device)
         t = torch.rand(a.batch, device=a.device) * (m.levels - 1)
         out = self.step_fn(x, t)
         mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))

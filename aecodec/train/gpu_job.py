@@ -1,0 +1,98 @@
+"""One prepared, fixed-budget GPU run (design §5): continue a model package's training.
+
+Here, once:   python scripts/gpu_job.py prepare     # training crops + 4 Kodak images → gpu_data/
+On the GPU:   python3 scripts/gpu_job.py train --minutes 8   # → $OUT/state.pt, $OUT/report.json
+Here, after:  aecodec export <fetched>/state.pt      # then evaluate; commit only if better
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .data import load_eval_images
+from .evaluate import estimate
+from .export import write_state
+from .train import TrainArgs, Trainer
+
+QUALITIES = (0, 25, 50, 75, 100)
+
+
+def prepare(src: Path, kodak: Path, dest: Path, megabytes: float) -> int:
+    """Copy as many training files as fit in `megabytes` (in sorted order) and 4 Kodak images."""
+    (dest / "train").mkdir(parents=True, exist_ok=True)
+    (dest / "kodak").mkdir(parents=True, exist_ok=True)
+    budget, n = megabytes * 1e6, 0
+    for p in sorted(src.glob("*.webp")) + sorted(src.glob("*.png")):
+        size = p.stat().st_size
+        if size > budget:
+            break
+        shutil.copy2(p, dest / "train" / p.name)
+        budget -= size
+        n += 1
+    for name in ("kodim01.png", "kodim07.png", "kodim15.png", "kodim23.png"):
+        if (kodak / name).exists():
+            shutil.copy2(kodak / name, dest / "kodak" / name)
+    return n
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train from the package for args.minutes, then write the EMA weights and a report."""
+    out = Path(args.out or os.environ.get("OUT", "gpu_out"))
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    targs = TrainArgs(data=args.data, eval_data=args.eval_data, run_dir=args.run_dir,
+                      init=args.init, minutes=args.minutes, steps=args.steps, batch=args.batch,
+                      crop=args.crop, lr=args.lr, lr_final=args.lr_final, eval_minutes=0,
+                      save_minutes=1e9, device=device)
+    tr = Trainer(targs)
+    images = load_eval_images(args.eval_data, 4)
+    before = estimate(tr.ema, images, QUALITIES, device) if images else []
+    t0 = time.time()
+    prov = tr.run()
+    after = estimate(tr.ema, images, QUALITIES, device) if images else []
+    write_state(tr.ema, out / "state.pt", prov)
+    report = {"device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+              "steps": tr.session_steps, "seconds": round(time.time() - t0, 1),
+              "steps_per_s": round(tr.session_steps / max(tr.session_seconds, 1e-9), 2),
+              "estimate_before": before, "estimate_after": after}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gpu_job", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("prepare", help="copy training crops that fit the device's tree limit")
+    pp.add_argument("--src", default="../shared/data/train")
+    pp.add_argument("--kodak", default="../shared/data/kodak")
+    pp.add_argument("--dest", default="gpu_data")
+    pp.add_argument("--megabytes", type=float, default=22.0)
+    pt = sub.add_parser("train", help="train on the device for a fixed budget")
+    pt.add_argument("--init", default="models/hyperprior-mse")
+    pt.add_argument("--data", default="gpu_data/train")
+    pt.add_argument("--eval-data", default="gpu_data/kodak")
+    pt.add_argument("--run-dir", default="/tmp/aecodec_gpu_run")
+    pt.add_argument("--out", default=None, help="default $OUT")
+    pt.add_argument("--minutes", type=float, default=8.0)
+    pt.add_argument("--steps", type=int, default=None)
+    pt.add_argument("--batch", type=int, default=16)
+    pt.add_argument("--crop", type=int, default=256)
+    pt.add_argument("--lr", type=float, default=1e-4)
+    pt.add_argument("--lr-final", type=float, default=2e-5)
+    pt.add_argument("--cpu", action="store_true", help="force the CPU (for testing here)")
+    args = p.parse_args(argv)
+    if args.cmd == "prepare":
+        n = prepare(Path(args.src), Path(args.kodak), Path(args.dest), args.megabytes)
+        print(f"copied {n} training images to {args.dest}/train")
+        return 0
+    train(args)
+    return 0
