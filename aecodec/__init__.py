@@ -1,3 +1,69 @@
-"""aecodec: a learned image codec (hyperprior autoencoder, ONNX transforms, exact C++ entropy coding)."""
+"""aecodec: a learned image codec (hyperprior autoencoder, ONNX transforms, exact C++ core).
+
+    data = aecodec.compress("photo.png", quality=75)      # or bpp=0.5, or psnr=32
+    im = aecodec.decompress(data)                          # a PIL image
+    codec = aecodec.Codec(device="cpu")                    # reusable: loads the model once
+
+Importing aecodec registers the Pillow plugin: Image.open("x.aec"), im.save("x.aec", quality=75).
+"""
+
+from __future__ import annotations
+
+from . import pillow_plugin  # noqa: F401  (registers .aec with Pillow)
+from .codec import DEFAULT_QUALITY, Codec, shared
+from .errors import (
+    AecError,
+    CorruptFileError,
+    DecompressionBombError,
+    DeviceError,
+    FormatError,
+    ModelNotFoundError,
+    ModelPackageError,
+    NotAecFileError,
+    UnsupportedImageError,
+    UnsupportedVersionError,
+)
+from .model_package import DEFAULT_MODEL
 
 __version__ = "0.1.0"
+
+
+def compress(img, quality: float | None = None, *, bpp: float | None = None,
+             psnr: float | None = None, device: str = "cpu", model: str | None = None,
+             threads: int = 0, metadata: bool = True, icc_profile=None, exif=None,
+             xmp=None) -> bytes:
+    """Encode a PIL image, a uint8 numpy array (H×W, H×W×2/3/4) or an image path to .aec bytes.
+
+    quality: 0–100, higher is better (default 75); or bpp: target bits per pixel (the highest
+    quality whose file fits); or psnr: target PSNR in dB (the lowest quality that reaches it).
+    device: "cpu" or "cuda" (needs onnxruntime-gpu). ICC/EXIF/XMP are kept unless
+    metadata=False; icc_profile/exif/xmp replace them. Uses a shared Codec per
+    (model, device, threads)."""
+    return shared(model, device, threads).compress(
+        img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
+        exif=exif, xmp=xmp)
+
+
+def decompress(data_or_path, *, device: str = "cpu", threads: int = 0):
+    """Decode .aec bytes, a path or a binary file to a PIL image (RGB, L, RGBA or LA, as
+    encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad input."""
+    return shared(None, device, threads).decompress(data_or_path)
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_QUALITY",
+    "AecError",
+    "Codec",
+    "CorruptFileError",
+    "DecompressionBombError",
+    "DeviceError",
+    "FormatError",
+    "ModelNotFoundError",
+    "ModelPackageError",
+    "NotAecFileError",
+    "UnsupportedImageError",
+    "UnsupportedVersionError",
+    "compress",
+    "decompress",
+]

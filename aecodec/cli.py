@@ -1,0 +1,421 @@
+"""The `aecodec` command line: compress, decompress, info (and train/export with torch).
+
+Outputs go to a temporary file in the target folder and are renamed into place, so a failure
+never leaves a half-written file; existing files are kept unless --force. Each failure prints
+one line on stderr, the batch goes on, and the exit code is 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STDIO = "-"
+FORMAT_EXT = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif",
+              "bmp": ".bmp", "ppm": ".ppm", "tga": ".tga", "gif": ".gif"}
+
+
+class CliError(Exception):
+    """A per-file failure with a message for the user."""
+
+
+# ---- argument parsing ---------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aecodec", description="aecodec: a learned image codec (.aec files).",
+        epilog="Examples: aecodec compress photo.png  ·  aecodec compress -q 90 photos/ -o out/  "
+               "·  aecodec decompress photo.aec  ·  aecodec info photo.aec")
+    p.add_argument("--version", action="version", version=f"aecodec {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compress", help="encode images to .aec",
+                       description="Encode images (any format Pillow reads) to .aec files.")
+    c.add_argument("inputs", nargs="+", metavar="IN",
+                   help="image files, folders (searched recursively) or - for stdin")
+    c.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input), folder (several), or - for stdout; default: "
+                        "NAME.aec in the current folder (stdout for stdin)")
+    t = c.add_mutually_exclusive_group()
+    t.add_argument("-q", "--quality", type=float, metavar="Q",
+                   help="quality 0-100, higher is better (default 75)")
+    t.add_argument("--bpp", type=float, metavar="B", help="target bits per pixel (searched)")
+    t.add_argument("--psnr", type=float, metavar="P", help="target PSNR in dB (searched)")
+    c.add_argument("--model", default=None,
+                   help="model package name or folder (default: the shipped default model)")
+    c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
+    _common(c)
+
+    d = sub.add_parser("decompress", help="decode .aec files to images",
+                       description="Decode .aec files to PNG (or another format).")
+    d.add_argument("inputs", nargs="+", metavar="IN.aec",
+                   help=".aec files, folders (searched recursively) or - for stdin")
+    d.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input), folder (several), or - for stdout; default: "
+                        "NAME.png in the current folder (stdout for stdin)")
+    d.add_argument("--format", default=None, metavar="FMT",
+                   help="png (default), jpeg, webp, tiff, bmp, … (default: from -o's extension)")
+    _common(d)
+
+    i = sub.add_parser("info", help="show an .aec file's header, model, bpp and metadata",
+                       description="Show header, model, bits per pixel and metadata.")
+    i.add_argument("inputs", nargs="+", metavar="FILE.aec", help=".aec files or - for stdin")
+    i.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    sub.add_parser("train", help='train a model (needs torch: pip install "aecodec[train]")',
+                   add_help=False)
+    sub.add_parser("export", help='export a model package (needs torch: pip install '
+                                  '"aecodec[train]")', add_help=False)
+    return p
+
+
+def _common(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    sp.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="cpu (default) or cuda (needs onnxruntime-gpu)")
+    sp.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="worker threads (default: all cores)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---- inputs and outputs -------------------------------------------------------------------
+
+def _image_extensions() -> set:
+    return {ext for ext in Image.registered_extensions() if ext != ".aec"}
+
+
+def expand(inputs: list[str], want_aec: bool) -> list[tuple[str, Path | None]]:
+    """(input, path relative to the folder it came from, or None) for every input file."""
+    exts = {".aec"} if want_aec else _image_extensions()
+    out = []
+    for arg in inputs:
+        p = Path(arg)
+        if arg != STDIO and p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            out += [(str(f), f.relative_to(p)) for f in found]
+            if not found:
+                out.append((arg, Path("")))  # reported as an error: nothing to do there
+        else:
+            out.append((arg, None))
+    return out
+
+
+def plan(items, output: str | None, suffix: str) -> list[tuple[str, str | None]]:
+    """Pair every input with its output path (STDIO for stdout); None means an error."""
+    many = len(items) > 1 or any(rel is not None for _, rel in items)
+    if output == STDIO and many:
+        raise CliError("-o - (stdout) takes exactly one input file")
+    out_dir = None
+    if output is not None and output != STDIO and (many or Path(output).is_dir()):
+        out_dir = Path(output)
+    elif output is None:
+        out_dir = Path(".")
+    pairs = []
+    for src, rel in items:
+        if output is None and src == STDIO:
+            pairs.append((src, STDIO))
+        elif out_dir is None:
+            pairs.append((src, output))
+        else:
+            name = (rel if rel is not None and rel != Path("") else Path(
+                "stdin" if src == STDIO else Path(src).name))
+            pairs.append((src, str(out_dir / name.with_suffix(suffix))))
+    return pairs
+
+
+def read_source(src: str) -> bytes:
+    if src == STDIO:
+        return sys.stdin.buffer.read()
+    p = Path(src)
+    if p.is_dir():
+        raise CliError("no matching files in this folder")
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise CliError("no such file") from None
+    except IsADirectoryError:
+        raise CliError("is a folder") from None
+
+
+def check_target(dst: str, force: bool) -> None:
+    if dst == STDIO:
+        if sys.stdout.isatty():
+            raise CliError("refusing to write binary data to a terminal: use -o FILE or "
+                           "redirect stdout")
+        return
+    if os.path.lexists(dst) and not force:
+        raise CliError(f"{dst} exists (use --force to overwrite)")
+    if os.path.isdir(dst):
+        raise CliError(f"{dst} is a folder")
+
+
+def write_atomic(dst: str, data: bytes, force: bool) -> None:
+    """Write to a temporary file next to dst, then rename it into place (no-clobber unless
+    force). Nothing is left behind on failure."""
+    if dst == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    folder = os.path.dirname(dst) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        if force:
+            os.replace(tmp, dst)
+        else:
+            try:
+                os.link(tmp, dst)  # atomic and fails if dst exists
+            except FileExistsError:
+                raise CliError(f"{dst} exists (use --force to overwrite)") from None
+            except OSError:  # no hard links here: check, then rename
+                if os.path.lexists(dst):
+                    raise CliError(f"{dst} exists (use --force to overwrite)") from None
+                os.replace(tmp, dst)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+def run_batch(pairs, work, quiet: bool, force: bool) -> int:
+    """Run work(src, dst) for every pair with a progress bar; one stderr line per failure."""
+    from tqdm import tqdm
+
+    failures = 0
+    seen: set = set()
+    bar = tqdm(pairs, unit="file", file=sys.stderr, disable=quiet or len(pairs) <= 1,
+               dynamic_ncols=True)
+    for src, dst in bar:
+        try:
+            key = dst if dst == STDIO else os.path.abspath(dst)
+            if key in seen and dst != STDIO:
+                raise CliError(f"{dst} is also the output of an earlier input")
+            seen.add(key)
+            check_target(dst, force)
+            work(src, dst)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one line per failure, then go on
+            failures += 1
+            _error(f"{src if src != STDIO else '<stdin>'}: {_describe(e)}", bar)
+    if len(pairs) > 1 and not quiet:
+        print(f"aecodec: {len(pairs) - failures} of {len(pairs)} files done"
+              + (f", {failures} failed" if failures else ""), file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _describe(e: Exception) -> str:
+    msg = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        msg = f"{e.strerror}: {e.filename}"
+    return " ".join(msg.split())  # one line
+
+
+def _error(msg: str, bar=None) -> None:
+    line = f"aecodec: error: {msg}"
+    if bar is not None and not bar.disable:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+
+def cmd_compress(args) -> int:
+    from .codec import Codec
+
+    try:
+        codec = Codec(args.model, device=args.device, threads=args.threads)
+        pairs = plan(expand(args.inputs, want_aec=False), args.output, ".aec")
+    except Exception as e:
+        _error(_describe(e))
+        return EXIT_FAILED
+    target = {"quality": args.quality, "bpp": args.bpp, "psnr": args.psnr}
+
+    def work(src, dst):
+        data = read_source(src)
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            out = codec.compress(im, **{k: v for k, v in target.items() if v is not None},
+                                 metadata=not args.strip)
+        write_atomic(dst, out, args.force)
+
+    return run_batch(pairs, work, args.quiet, args.force)
+
+
+def _save_format(args, dst: str) -> str:
+    if args.format:
+        return args.format.lower()
+    if dst != STDIO:
+        ext = Path(dst).suffix.lower()
+        fmt = Image.registered_extensions().get(ext)
+        if fmt and fmt != "AEC":
+            return fmt.lower()
+    return "png"
+
+
+def cmd_decompress(args) -> int:
+    from .codec import Codec
+
+    fmt = (args.format or "png").lower()
+    if fmt not in FORMAT_EXT and fmt.upper() not in Image.SAVE:
+        _error(f"unknown output format {args.format!r} (try png, jpeg, webp, tiff, bmp)")
+        return EXIT_FAILED
+    try:
+        codec = Codec(device=args.device, threads=args.threads)
+        pairs = plan(expand(args.inputs, want_aec=True), args.output,
+                     FORMAT_EXT.get(fmt, "." + fmt))
+    except Exception as e:
+        _error(_describe(e))
+        return EXIT_FAILED
+
+    def work(src, dst):
+        im = codec.decompress(read_source(src))
+        fmt_out = _save_format(args, dst)
+        if fmt_out in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
+            raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "
+                           "use --format png or webp")
+        buf = io.BytesIO()
+        extra = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
+        if fmt_out == "png" and im.info.get("xmp"):
+            extra["xmp"] = im.info["xmp"]  # Pillow writes XMP for PNG (and JPEG/WebP/TIFF)
+        im.save(buf, format=fmt_out.upper().replace("JPG", "JPEG"), **extra)
+        write_atomic(dst, buf.getvalue(), args.force)
+
+    return run_batch(pairs, work, args.quiet, args.force)
+
+
+def describe_file(data: bytes, name: str) -> dict:
+    """Everything `aecodec info` shows, as a dict."""
+    from . import container, model_package
+
+    f = container.parse(data)
+    h = f.header
+    try:
+        model_package.find(h.model_name, h.model_hash.hex())
+        installed = True
+    except Exception:
+        installed = False
+    meta = {k: len(v) for k, v in f.metadata.items()}
+    icc_desc = None
+    if f.metadata.get("icc_profile"):
+        try:
+            from PIL import ImageCms
+
+            icc_desc = ImageCms.getProfileDescription(
+                ImageCms.ImageCmsProfile(io.BytesIO(f.metadata["icc_profile"]))).strip()
+        except Exception:
+            icc_desc = None
+    return {
+        "file": name, "format_version": f"{h.version[0]}.{h.version[1]}", "width": h.width,
+        "height": h.height, "mode": h.mode, "bytes": len(data),
+        "bpp": round(len(data) * 8 / (h.width * h.height), 4),
+        "model": h.model_name, "model_hash": h.model_hash.hex(), "model_installed": installed,
+        "quality": round(h.quality, 3),
+        "latent_shape": [h.latent_channels, h.latent_height, h.latent_width],
+        "hyper_latent_shape": [h.hyper_channels, h.hyper_height, h.hyper_width],
+        "slices": h.n_slices, "slice_rows": h.slice_rows,
+        "z_stream_bytes": len(f.z_stream), "y_stream_bytes": sum(len(s) for s in f.y_streams),
+        "alpha_bytes": len(f.alpha) if f.alpha is not None else None,
+        "metadata_bytes": meta, "icc_description": icc_desc, "skipped_chunks": f.skipped,
+    }
+
+
+def _format_info(d: dict) -> str:
+    meta = ", ".join(f"{ {'icc_profile': 'ICC profile', 'exif': 'EXIF', 'xmp': 'XMP'}[k]} "
+                     f"{v:,} bytes" + (f" ({d['icc_description']})" if k == "icc_profile"
+                                       and d["icc_description"] else "")
+                     for k, v in d["metadata_bytes"].items()) or "none"
+    m, yh, yw = d["latent_shape"]
+    alpha = "none" if d["alpha_bytes"] is None else f"PNG, {d['alpha_bytes']:,} bytes"
+    lines = [
+        f"{d['file']}: aecodec image, format {d['format_version']}",
+        f"  size:      {d['width']}x{d['height']} {d['mode']}",
+        f"  file:      {d['bytes']:,} bytes, {d['bpp']:.4f} bpp",
+        f"  model:     {d['model']} (content hash {d['model_hash'][:16]}"
+        f"{'' if d['model_installed'] else ', NOT INSTALLED'})",
+        f"  quality:   {d['quality']:g}",
+        f"  latents:   y {m}x{yh}x{yw} in {d['slices']} slice(s) of {d['slice_rows']} rows "
+        f"({d['y_stream_bytes']:,} bytes), z {'x'.join(map(str, d['hyper_latent_shape']))} "
+        f"({d['z_stream_bytes']:,} bytes)",
+        f"  alpha:     {alpha}",
+        f"  metadata:  {meta}",
+    ]
+    if d["skipped_chunks"]:
+        lines.append(f"  skipped:   unknown optional chunks {', '.join(d['skipped_chunks'])}")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    failures = 0
+    for src in args.inputs:
+        try:
+            d = describe_file(read_source(src), "<stdin>" if src == STDIO else src)
+            print(json.dumps(d) if args.json else _format_info(d))
+        except Exception as e:
+            failures += 1
+            _error(f"{src if src != STDIO else '<stdin>'}: {_describe(e)}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def delegate(command: str, argv: list[str]) -> int:
+    """`aecodec train|export …` → aecodec.train.cli (needs torch)."""
+    try:
+        from .train import cli as train_cli
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in ("torch", "onnx", "onnxscript"):
+            _error(f'aecodec {command} needs PyTorch and ONNX ({e.name} is missing): '
+                   'pip install "aecodec[train]"')
+            return EXIT_FAILED
+        raise
+    fn = train_cli.train_main if command == "train" else train_cli.export_main
+    return int(fn(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "export"):
+        return delegate(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command == "compress" and args.quality is not None and not 0 <= args.quality <= 100:
+        parser.error("--quality must be between 0 and 100")
+    for opt in ("bpp", "psnr"):
+        if getattr(args, opt, None) is not None and not getattr(args, opt) > 0:
+            parser.error(f"--{opt} must be positive")
+    try:
+        return {"compress": cmd_compress, "decompress": cmd_decompress,
+                "info": cmd_info}[args.command](args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILED

@@ -1,0 +1,206 @@
+"""Model packages: find them, verify their content hash, load manifest, tables and h_s weights.
+
+A package is a folder `<name>/` holding the files of docs/model-package.md. Folders are searched in
+this order: the directories in $AECODEC_MODEL_PATH (os.pathsep-separated), the installed package
+data `aecodec.models`, and `<repo>/models` of a source checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelNotFoundError, ModelPackageError
+
+DEFAULT_MODEL = "hyperprior-mse"
+ENV_VAR = "AECODEC_MODEL_PATH"
+# Files the runtime reads; their names and bytes define the content hash (as aecodec export).
+RUNTIME_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+TABLE_DTYPES = {
+    "z_cdf": np.uint32, "z_cdf_len": np.int32, "z_offset": np.int32,
+    "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
+    "scale_log_thresholds": np.float32, "gains": np.float32,
+}
+HYPER_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3")
+
+
+def search_path(extra=None) -> list[Path]:
+    """Directories that may hold model packages, in search order."""
+    dirs: list[Path] = [Path(p) for p in (extra or [])]
+    dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    try:
+        from importlib.resources import files
+
+        dirs.append(Path(str(files("aecodec.models"))))
+    except (ImportError, TypeError, ValueError):
+        pass
+    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    seen, out = set(), []
+    for d in dirs:
+        key = os.path.normcase(os.path.abspath(d))
+        if key not in seen and d.is_dir():
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def compute_hash(folder: Path) -> str:
+    """SHA-256 over the runtime files' names, lengths and bytes, in a fixed order."""
+    h = hashlib.sha256()
+    for name in RUNTIME_FILES:
+        try:
+            data = (folder / name).read_bytes()
+        except OSError as e:
+            raise ModelPackageError(
+                f"model package {folder} is incomplete ({name}: {e.strerror}): reinstall it") from e
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and isinstance(m.get("content_hash"), str) else None
+
+
+def available(extra=None) -> list[tuple[str, str, Path]]:
+    """(name, content hash, folder) of every package found on the search path."""
+    out = []
+    for d in search_path(extra):
+        for sub in sorted(d.iterdir()):
+            m = _read_manifest(sub) if sub.is_dir() else None
+            if m is not None:
+                out.append((str(m.get("name", sub.name)), m["content_hash"], sub))
+    return out
+
+
+def find(name: str | None = None, content_hash: str | None = None, extra=None) -> Path:
+    """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given."""
+    name = name or DEFAULT_MODEL
+    if os.sep in name or (os.altsep and os.altsep in name) or Path(name).is_absolute():
+        folder = Path(name)  # an explicit package folder
+        if _read_manifest(folder) is None:
+            raise ModelNotFoundError(f"{folder} is not a model package (no valid manifest.json)")
+        return folder
+    found = []
+    for d in search_path(extra):
+        m = _read_manifest(d / name)
+        if m is None:
+            continue
+        if content_hash is None or m["content_hash"] == content_hash:
+            return d / name
+        found.append(m["content_hash"])
+    where = ", ".join(str(d) for d in search_path(extra)) or "(no model folders found)"
+    if content_hash is None:
+        raise ModelNotFoundError(
+            f"model {name!r} is not installed (searched {where}): install an aecodec that ships "
+            f"it or put its package folder in a directory listed in ${ENV_VAR}")
+    have = ", ".join(h[:16] for h in found)
+    raise ModelNotFoundError(
+        f"this file was encoded with model {name!r} (content hash {content_hash[:16]}), which is "
+        f"not installed" + (f" (installed {name!r} has content hash {have})" if have else "")
+        + f": install the aecodec version that wrote it, or put that model package in a "
+        f"directory listed in ${ENV_VAR}")
+
+
+@dataclass
+class ModelPackage:
+    """A loaded, verified model package."""
+
+    path: Path
+    manifest: dict
+    content_hash: str
+    tables: dict = field(repr=False)
+    hyper: dict = field(repr=False)  # w1..b3, float32 C-contiguous
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def hash_bytes(self) -> bytes:
+        return bytes.fromhex(self.content_hash)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.tables["gains"].shape[1])
+
+    @property
+    def hyper_channels(self) -> int:
+        return int(self.tables["z_cdf"].shape[0])
+
+    @property
+    def precision(self) -> int:
+        return int(np.asarray(self.tables["precision"]).reshape(-1)[0])  # stored 0-d or [1]
+
+    def onnx_path(self, stage: str) -> Path:
+        return self.path / f"{stage}.onnx"
+
+    def gain(self, quality: float) -> np.ndarray:
+        """Gain vector float32 [M] for a quality in [0, 100] (docs/model-package.md)."""
+        gains = self.tables["gains"].astype(np.float64)
+        k_max = gains.shape[0] - 1
+        if k_max == 0:
+            return gains[0].astype(np.float32)
+        t = min(max(float(quality), 0.0), 100.0) / 100.0 * k_max
+        k = min(int(np.floor(t)), k_max - 1)
+        f = t - k
+        return (gains[k] ** (1.0 - f) * gains[k + 1] ** f).astype(np.float32)
+
+
+def _load_npz(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelPackageError(f"cannot read {path}: {e}; reinstall the model package") from e
+
+
+def _validate(pkg_path: Path, tables: dict, hyper: dict) -> None:
+    missing = [k for k in (*TABLE_DTYPES, "precision") if k not in tables]
+    missing += [k for k in HYPER_KEYS if k not in hyper]
+    if missing:
+        raise ModelPackageError(f"model package {pkg_path} lacks {', '.join(missing)}")
+    m = tables["gains"].shape[1] if tables["gains"].ndim == 2 else -1
+    nz = tables["z_cdf"].shape[0]
+    w1, w3 = hyper["w1"], hyper["w3"]
+    if m < 1 or w1.ndim != 4 or w1.shape[0] != nz or w3.ndim != 4 or w3.shape[0] != 2 * m:
+        raise ModelPackageError(f"model package {pkg_path} has inconsistent shapes")
+
+
+_cache: dict[tuple[str, str], ModelPackage] = {}
+_lock = threading.Lock()
+
+
+def load(name: str | None = None, content_hash: str | None = None, extra=None) -> ModelPackage:
+    """Find, verify and load a package (cached per folder and content hash)."""
+    folder = find(name, content_hash, extra).resolve()
+    manifest = _read_manifest(folder)
+    assert manifest is not None
+    key = (str(folder), manifest["content_hash"])
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        actual = compute_hash(folder)
+        if actual != manifest["content_hash"]:
+            raise ModelPackageError(
+                f"model package {folder} is damaged: its files hash to {actual[:16]}, its manifest "
+                f"says {manifest['content_hash'][:16]}; reinstall it")
+        tables = _load_npz(folder / "tables.npz")
+        hyper = _load_npz(folder / "hyper_synthesis.npz")
+        _validate(folder, tables, hyper)
+        tables = {k: (np.ascontiguousarray(v, dtype=TABLE_DTYPES[k]) if k in TABLE_DTYPES else v)
+                  for k, v in tables.items()}
+        hyper = {k: np.ascontiguousarray(hyper[k], dtype=np.float32) for k in HYPER_KEYS}
+        pkg = ModelPackage(folder, manifest, actual, tables, hyper)
+        _cache[key] = pkg
+        return pkg
+

@@ -1,0 +1,143 @@
+"""The learned transforms g_a, h_a, g_s: onnxruntime sessions, padding, tiled execution.
+
+g_a and g_s run on tiles of the latent grid with a halo, so memory stays bounded for any image
+size. Both are four stride-2 5×5 (transposed) convolutions with pointwise (I)GDN: a latent depends
+on pixels within ±30 of its 16×16 block, and a pixel block on latents i-1..i+2, so a halo of
+HALO = 2 latents makes every kept value equal to the untiled one (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .errors import DeviceError, ModelPackageError
+
+PAD = 64  # images are padded (edge replication) to a multiple of this
+STRIDE = 16  # pixels per latent
+TILE = 48  # latents per tile side (768 pixels)
+HALO = 2  # latents of context on each side of a tile
+
+
+def providers(device: str) -> list:
+    """onnxruntime execution providers for device "cpu" or "cuda"."""
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise DeviceError(
+                'device="cuda" needs onnxruntime with the CUDA provider: pip uninstall '
+                'onnxruntime && pip install "aecodec[gpu]" (onnxruntime-gpu, with CUDA and '
+                'cuDNN installed); or use device="cpu"')
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise DeviceError(f'unknown device {device!r}: use "cpu" or "cuda"')
+
+
+def split(n: int, tile: int) -> list[tuple[int, int]]:
+    """[0, n) cut into ceil(n/tile) near-equal ranges."""
+    k = max(1, -(-n // tile))
+    cuts = [round(i * n / k) for i in range(k + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(k)]
+
+
+def pad(img: np.ndarray) -> np.ndarray:
+    """H×W×C uint8 → edge-replicated to multiples of PAD."""
+    h, w = img.shape[:2]
+    ph, pw = -(-h // PAD) * PAD - h, -(-w // PAD) * PAD - w
+    if ph or pw:
+        img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return img
+
+
+class Transforms:
+    """onnxruntime sessions of one model package, created on first use and kept."""
+
+    def __init__(self, package, device: str = "cpu", threads: int = 0, tile: int = TILE):
+        self.package = package
+        self.device = device
+        self.threads = threads
+        self.tile = max(1, int(tile))
+        self._providers = providers(device)
+        self._sessions: dict = {}
+        self._lock = threading.Lock()
+
+    def session(self, stage: str):
+        with self._lock:
+            if stage not in self._sessions:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = self.threads or 0
+                opts.inter_op_num_threads = 1
+                opts.log_severity_level = 3
+                try:
+                    self._sessions[stage] = ort.InferenceSession(
+                        str(self.package.onnx_path(stage)), sess_options=opts,
+                        providers=self._providers)
+                except Exception as e:  # onnxruntime raises its own exception types
+                    raise ModelPackageError(
+                        f"cannot load {self.package.onnx_path(stage)}: {e}") from e
+            return self._sessions[stage]
+
+    def _run(self, stage: str, x: np.ndarray) -> np.ndarray:
+        sess = self.session(stage)
+        name = sess.get_inputs()[0].name
+        return sess.run(None, {name: x[None]})[0][0]
+
+    def analysis(self, img: np.ndarray) -> np.ndarray:
+        """g_a: H×W×3 uint8 → y float32 [M, h, w] (h, w = padded size / 16), tiled."""
+        px = pad(img)
+        h, w = px.shape[0] // STRIDE, px.shape[1] // STRIDE
+
+        def run(r0, r1, c0, c1):
+            t = px[r0 * STRIDE : r1 * STRIDE, c0 * STRIDE : c1 * STRIDE]
+            x = np.ascontiguousarray(t.transpose(2, 0, 1), dtype=np.float32)
+            x *= np.float32(1 / 255)
+            return self._run("g_a", x)
+
+        return self._tiled(h, w, 1, run)
+
+    def hyper_analysis(self, yg: np.ndarray) -> np.ndarray:
+        """h_a: gained latent [M, h, w] → z float32 [Nz, h/4, w/4] (small: not tiled)."""
+        return self._run("h_a", np.ascontiguousarray(yg, dtype=np.float32))
+
+    def synthesis(self, y_hat: np.ndarray, height: int, width: int) -> np.ndarray:
+        """g_s: ŷ [M, h, w] → height×width×3 uint8 (rounded, clipped, cropped), tiled."""
+        h, w = y_hat.shape[1:]
+        out = np.empty((h * STRIDE, w * STRIDE, 3), dtype=np.uint8)
+
+        def run(r0, r1, c0, c1):
+            return self._run("g_s", np.ascontiguousarray(y_hat[:, r0:r1, c0:c1]))
+
+        def store(r0, r1, c0, c1, x):  # x: float32 [3, rows, cols] in [0, 1] nominally
+            x = np.clip(x * np.float32(255), 0, 255)
+            np.rint(x, out=x)
+            out[r0 * STRIDE : r1 * STRIDE, c0 * STRIDE : c1 * STRIDE] = x.transpose(1, 2, 0)
+
+        self._tiled(h, w, STRIDE, run, store)
+        return out[:height, :width]
+
+    def _tiled(self, h, w, scale, run, store=None):
+        """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd tiles covering h×w; the
+        output of a tile is scale× its latent extent. Kept parts go to `store` or to one array."""
+        result = None
+        whole = h <= self.tile and w <= self.tile
+        for r0, r1 in split(h, self.tile):
+            for c0, c1 in split(w, self.tile):
+                hr0, hr1 = (r0, r1) if whole else (max(0, r0 - HALO), min(h, r1 + HALO))
+                hc0, hc1 = (c0, c1) if whole else (max(0, c0 - HALO), min(w, c1 + HALO))
+                y = run(hr0, hr1, hc0, hc1)
+                y = y[:, (r0 - hr0) * scale : (r1 - hr0) * scale,
+                      (c0 - hc0) * scale : (c1 - hc0) * scale]
+                if store is not None:
+                    store(r0, r1, c0, c1, y)
+                    continue
+                if whole:
+                    return y
+                if result is None:
+                    result = np.empty((y.shape[0], h * scale, w * scale), dtype=y.dtype)
+                result[:, r0 * scale : r1 * scale, c0 * scale : c1 * scale] = y
+        return result
