@@ -32,6 +32,7 @@ struct Tables {
     std::vector<uint16_t> bucket;
     std::vector<int32_t> offset;
     std::vector<int32_t> support;  // S per table
+    bool simd_indexable = false;   // every bucket/packed index fits an int32 (AVX2 gathers)
 };
 
 constexpr int kMaxBucketBits = 12;
@@ -84,7 +85,8 @@ inline Tables build_tables(const uint32_t* cdf, size_t T, size_t L, const int32_
     tb.bucket_shift = p - bb;
     tb.row_stride = max_n - 1;
     tb.packed.assign(T * tb.row_stride, 0);
-    tb.bucket.assign(T << bb, 0);
+    tb.bucket.assign((T << bb) + 2, 0);  // +2: the AVX2 decoder gathers 4 bytes at 2-byte steps
+    tb.simd_indexable = (T << bb) + 2 < (size_t(1) << 31) && T * tb.row_stride < (size_t(1) << 31);
     tb.offset.assign(offset, offset + T);
     tb.support.resize(T);
     for (size_t t = 0; t < T; ++t) {

@@ -205,82 +205,145 @@ inline int32_t dec_escape(uint32_t& x, Reader& r, const Tables& tb, uint32_t t) 
     return int32_t(s);
 }
 
+// The decoder's view of the tables, copied into locals so that stores of decoded symbols (int32)
+// cannot alias them (which would force the compiler to reload every field for every symbol).
+struct DecodeView {
+    const uint32_t* packed;
+    const uint16_t* bucket;
+    const int32_t* offset;
+    const int32_t* support;
+    size_t row_stride;
+    uint32_t slot_mask, num_tables;
+    int precision, bucket_bits, bucket_shift;
+    explicit DecodeView(const Tables& tb)
+        : packed(tb.packed.data()), bucket(tb.bucket.data()), offset(tb.offset.data()), support(tb.support.data()),
+          row_stride(tb.row_stride), slot_mask(tb.slot_mask), num_tables(uint32_t(tb.num_tables)),
+          precision(tb.precision), bucket_bits(tb.bucket_bits), bucket_shift(tb.bucket_shift) {}
+};
+
 // Table lookup for one state: returns the bin and advances x (no renormalisation).
 // Relies on the table invariants of cdf_tables.hpp (T1)-(T3): the bucket gives a bin whose start
 // is <= slot, bins tile [0, 2^p) so the forward scan stops at the bin containing slot.
-inline uint32_t dec_bin(uint32_t& x, const Tables& tb, uint32_t t) {
-    const uint32_t slot = x & tb.slot_mask;
-    const uint32_t* row = tb.packed.data() + size_t(t) * tb.row_stride;
-    uint32_t bin = tb.bucket[(size_t(t) << tb.bucket_bits) + (slot >> tb.bucket_shift)];
+inline uint32_t dec_bin(uint32_t& x, const DecodeView& v, uint32_t t) {
+    const uint32_t slot = x & v.slot_mask;
+    const uint32_t* row = v.packed + size_t(t) * v.row_stride;
+    uint32_t bin = v.bucket[(size_t(t) << v.bucket_bits) + (slot >> v.bucket_shift)];
     uint32_t e = row[bin];
     while (slot - (e & 0xffffu) > (e >> 16)) e = row[++bin];  // slot - start >= freq
-    x = ((e >> 16) + 1) * (x >> tb.precision) + slot - (e & 0xffffu);
+    x = ((e >> 16) + 1) * (x >> v.precision) + slot - (e & 0xffffu);
     return bin;
 }
+
+// Decoder state shared by the fast paths (scalar here, AVX2 in rans_avx2.hpp) and the checked tail.
+template <int K>
+struct DecodeState {
+    uint32_t x[K];
+    Reader r;
+    const int32_t* idx;
+    int32_t* out;
+    size_t n;
+    DecodeView v;
+    const Tables& tb;
+
+    DecodeState(Reader rd, const int32_t* ix, size_t cnt, const Tables& t, int32_t* o)
+        : r(rd), idx(ix), out(o), n(cnt), v(t), tb(t) {
+        for (int j = 0; j < K; ++j) {
+            x[j] = get16(r.cur) | get16(r.cur + 2) << 16;  // caller checked 4K bytes exist
+            r.cur += 4;
+            if (x[j] < kL) throw DecodeError("rANS stream is corrupt (initial state out of range)");
+        }
+    }
+
+    [[noreturn]] void bad_index(size_t i) const {
+        throw std::invalid_argument("indexes[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
+                                    " is out of range [0, " + std::to_string(v.num_tables) + ")");
+    }
+
+    // Step 2 of a group: a lane escaped iff its output is offset + S, the escape bin's "symbol"
+    // (bins < S give other values, all distinct mod 2^32 since S < 2^16).
+    void escapes(size_t i0, int m) {
+        for (int j = 0; j < m; ++j) {
+            const uint32_t t = uint32_t(idx[i0 + j]);
+            if (t >= v.num_tables) bad_index(i0 + j);
+            if (uint32_t(out[i0 + j]) != uint32_t(v.offset[t]) + uint32_t(v.support[t])) continue;
+            out[i0 + j] = dec_escape(x[j], r, tb, t);
+        }
+    }
+
+    // Fast path: a group of K symbols pulls at most K words (I2), so while K words remain no read
+    // inside the group needs a bounds check; the renormalisation is branchless. Returns where it
+    // stopped (a multiple of K).
+    size_t fast_scalar() {
+        size_t i0 = 0;
+        const size_t full = n / K * K;
+        for (; i0 < full && size_t(r.end - r.cur) >= 2 * size_t(K); i0 += K) {
+            bool any_escape = false;
+            for (int j = 0; j < K; ++j) {
+                const uint32_t t = uint32_t(idx[i0 + j]);
+                if (t >= v.num_tables) bad_index(i0 + j);
+                const uint32_t bin = dec_bin(x[j], v, t);
+                any_escape |= bin == uint32_t(v.support[t]);
+                out[i0 + j] = int32_t(uint32_t(v.offset[t]) + bin);
+                const bool pull = x[j] < kL;
+                const uint32_t wv = get16(r.cur);
+                x[j] = pull ? (x[j] << 16 | wv) : x[j];
+                r.cur += pull ? 2 : 0;
+            }
+            if (any_escape) escapes(i0, K);
+        }
+        return i0;
+    }
+
+    // Checked path from symbol i0 (a multiple of K) to the end, then the end-of-stream checks.
+    void finish(size_t i0) {
+        for (; i0 < n; i0 += K) {
+            const int m = int(n - i0 < size_t(K) ? n - i0 : size_t(K));
+            bool any_escape = false;
+            for (int j = 0; j < m; ++j) {
+                const uint32_t t = uint32_t(idx[i0 + j]);
+                if (t >= v.num_tables) bad_index(i0 + j);
+                const uint32_t bin = dec_bin(x[j], v, t);
+                any_escape |= bin == uint32_t(v.support[t]);
+                out[i0 + j] = int32_t(uint32_t(v.offset[t]) + bin);
+                if (x[j] < kL) {
+                    if (r.cur == r.end) throw DecodeError("rANS stream is truncated or corrupt (ran past the end)");
+                    x[j] = x[j] << 16 | get16(r.cur);
+                    r.cur += 2;
+                }
+            }
+            if (any_escape) escapes(i0, m);
+        }
+        if (r.cur != r.end) throw DecodeError("rANS stream is corrupt (trailing data after the last symbol)");
+        for (int j = 0; j < K; ++j)
+            if (x[j] != kL) throw DecodeError("rANS stream is corrupt (final state check failed)");
+    }
+};
+
+}  // namespace rans
+}  // namespace aec
+
+#include "rans_avx2.hpp"
+
+namespace aec {
+namespace rans {
 
 // Decode n symbols with tables tb; idx is read once per symbol and range-checked (so a caller
 // mutating it concurrently can cause an exception, never an out-of-bounds read).
 template <int K>
-void decode_lanes(Reader r, const int32_t* idx, size_t n, const Tables& tb, int32_t* out) {
-    uint32_t x[K];
-    for (int j = 0; j < K; ++j) {
-        x[j] = get16(r.cur) | get16(r.cur + 2) << 16;  // caller checked 4K bytes exist
-        r.cur += 4;
-        if (x[j] < kL) throw DecodeError("rANS stream is corrupt (initial state out of range)");
+void decode_lanes(Reader r, const int32_t* idx, size_t n, const Tables& tb, int32_t* out, bool simd) {
+    DecodeState<K> st(r, idx, n, tb, out);
+    size_t i0;
+#ifdef AEC_RANS_AVX2
+    if constexpr (K % 8 == 0) {
+        i0 = simd ? fast_avx2(st) : st.fast_scalar();
+    } else {
+        i0 = st.fast_scalar();
     }
-    const uint32_t T = uint32_t(tb.num_tables);
-    auto bad_index = [&](size_t i) {
-        return std::invalid_argument("indexes[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
-                                     " is out of range [0, " + std::to_string(T) + ")");
-    };
-    auto escapes = [&](size_t i0, int m, uint32_t mask) {
-        for (int j = 0; j < m; ++j) {
-            if (!(mask >> j & 1)) continue;
-            const uint32_t t = uint32_t(idx[i0 + j]);
-            if (t >= T) throw bad_index(i0 + j);
-            out[i0 + j] = dec_escape(x[j], r, tb, t);
-        }
-    };
-    size_t i0 = 0;
-    // Fast path: a group of K symbols pulls at most K words (I2), so while K words remain no read
-    // inside the group needs a bounds check; the renormalisation is branchless.
-    const size_t full = n / K * K;
-    for (; i0 < full && size_t(r.end - r.cur) >= 2 * size_t(K); i0 += K) {
-        uint32_t mask = 0;
-        for (int j = 0; j < K; ++j) {
-            const uint32_t t = uint32_t(idx[i0 + j]);
-            if (t >= T) throw bad_index(i0 + j);
-            const uint32_t bin = dec_bin(x[j], tb, t);
-            mask |= uint32_t(bin == uint32_t(tb.support[t])) << j;
-            out[i0 + j] = int32_t(uint32_t(tb.offset[t]) + bin);
-            const bool pull = x[j] < kL;
-            const uint32_t wv = get16(r.cur);
-            x[j] = pull ? (x[j] << 16 | wv) : x[j];
-            r.cur += pull ? 2 : 0;
-        }
-        if (mask) escapes(i0, K, mask);
-    }
-    // Checked path: the last groups near the end of the data, and the short final group.
-    for (; i0 < n; i0 += K) {
-        const int m = int(n - i0 < size_t(K) ? n - i0 : size_t(K));
-        uint32_t mask = 0;
-        for (int j = 0; j < m; ++j) {
-            const uint32_t t = uint32_t(idx[i0 + j]);
-            if (t >= T) throw bad_index(i0 + j);
-            const uint32_t bin = dec_bin(x[j], tb, t);
-            mask |= uint32_t(bin == uint32_t(tb.support[t])) << j;
-            out[i0 + j] = int32_t(uint32_t(tb.offset[t]) + bin);
-            if (x[j] < kL) {
-                if (r.cur == r.end) throw DecodeError("rANS stream is truncated or corrupt (ran past the end)");
-                x[j] = x[j] << 16 | get16(r.cur);
-                r.cur += 2;
-            }
-        }
-        if (mask) escapes(i0, m, mask);
-    }
-    if (r.cur != r.end) throw DecodeError("rANS stream is corrupt (trailing data after the last symbol)");
-    for (int j = 0; j < K; ++j)
-        if (x[j] != kL) throw DecodeError("rANS stream is corrupt (final state check failed)");
+#else
+    (void)simd;
+    i0 = st.fast_scalar();
+#endif
+    st.finish(i0);
 }
 
 // ---- whole-array entry points ----------------------------------------------------------------
@@ -351,13 +414,14 @@ inline void decode(const uint8_t* data, size_t size, const int32_t* idx, size_t 
     if (size < 1 + 4 * K) throw DecodeError("rANS stream is truncated (shorter than its state flush)");
     if ((size - 1) % 2) throw DecodeError("rANS stream is truncated or corrupt (odd length)");
     Reader r{data + 1, data + size};
+    const bool simd = simd_decode_available();
     switch (lg) {
-        case 0: decode_lanes<1>(r, idx, n, tb, out); break;
-        case 1: decode_lanes<2>(r, idx, n, tb, out); break;
-        case 2: decode_lanes<4>(r, idx, n, tb, out); break;
-        case 3: decode_lanes<8>(r, idx, n, tb, out); break;
-        case 4: decode_lanes<16>(r, idx, n, tb, out); break;
-        default: decode_lanes<32>(r, idx, n, tb, out); break;
+        case 0: decode_lanes<1>(r, idx, n, tb, out, simd); break;
+        case 1: decode_lanes<2>(r, idx, n, tb, out, simd); break;
+        case 2: decode_lanes<4>(r, idx, n, tb, out, simd); break;
+        case 3: decode_lanes<8>(r, idx, n, tb, out, simd); break;
+        case 4: decode_lanes<16>(r, idx, n, tb, out, simd); break;
+        default: decode_lanes<32>(r, idx, n, tb, out, simd); break;
     }
 }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
 
 import numpy as np
@@ -70,13 +72,53 @@ def coding_problem(draw):
     return sym.astype(np.int32), idx, cdf, cdf_len, off, precision, lanes
 
 
+@contextlib.contextmanager
+def isa(name):
+    """Force the core's instruction set (AECODEC_CORE_ISA); None keeps the best available."""
+    old = os.environ.get("AECODEC_CORE_ISA")
+    if name is None:
+        os.environ.pop("AECODEC_CORE_ISA", None)
+    else:
+        os.environ["AECODEC_CORE_ISA"] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("AECODEC_CORE_ISA", None)
+        else:
+            os.environ["AECODEC_CORE_ISA"] = old
+
+
+def decode_paths(data, idx, *args):
+    """Decode with the SIMD fast path (where the CPU has one) and the scalar one: each gives the
+    decoded array or None for ValueError, and both must agree."""
+    results = []
+    for name in (None, "sse2"):
+        with isa(name):
+            try:
+                results.append(_core.decode(data, idx, *args))
+            except ValueError:
+                results.append(None)
+    a, b = results
+    assert (a is None) == (b is None)
+    if a is not None:
+        np.testing.assert_array_equal(a, b)
+    return a
+
+
+def decode_both_paths(data, idx, *args):
+    out = decode_paths(data, idx, *args)
+    assert out is not None
+    return out
+
+
 @FAST
 @given(coding_problem())
 def test_round_trip_exact(problem):
     sym, idx, cdf, cdf_len, off, precision, lanes = problem
     data = _core.encode(sym, idx, cdf, cdf_len, off, precision, lanes=lanes)
     assert isinstance(data, bytes)
-    out = _core.decode(data, idx, cdf, cdf_len, off, precision)
+    out = decode_both_paths(data, idx, cdf, cdf_len, off, precision)
     assert out.dtype == np.int32 and out.shape == sym.shape
     np.testing.assert_array_equal(out, sym)
     # the prepared-table API produces the same bytes
@@ -142,7 +184,7 @@ def test_size_close_to_information_content(precision):
     data = _core.encode(sym, idx, cdf, cdf_len, off, precision)
     assert len(data) * 8 <= bits * 1.01 + 8
     assert len(data) * 8 >= bits * 0.99
-    np.testing.assert_array_equal(_core.decode(data, idx, cdf, cdf_len, off, precision), sym)
+    np.testing.assert_array_equal(decode_both_paths(data, idx, cdf, cdf_len, off, precision), sym)
 
 
 def test_escape_cost_is_small():
@@ -203,9 +245,8 @@ def small_setup():
 
 
 def decode_or_valueerror(data, idx, args):
-    try:
-        out = _core.decode(data, idx, *args)
-    except ValueError:
+    out = decode_paths(data, idx, *args)
+    if out is None:
         return None
     assert out.shape == idx.shape and out.dtype == np.int32
     return out
@@ -216,13 +257,15 @@ def decode_or_valueerror(data, idx, args):
 def test_random_bytes_never_crash(data, n):
     _sym, idx, args = small_setup()
     decode_or_valueerror(data, idx[:n], args)
+    for lanes_log2 in (3, 5):  # a valid header so the (SIMD) fast paths run on garbage
+        decode_or_valueerror(bytes([0x10 | lanes_log2]) + data, idx[:n], args)
 
 
 @FAST
 @given(st.data())
 def test_truncated_and_bitflipped_streams(draw):
     sym, idx, args = small_setup()
-    data = _core.encode(sym, idx, *args)
+    data = _core.encode(sym, idx, *args, lanes=draw.draw(st.sampled_from([0, 8, 32])))
     cut = draw.draw(st.integers(0, len(data) - 1))
     assert decode_or_valueerror(data[:cut], idx, args) is None or cut == len(data)
     flips = draw.draw(st.lists(st.integers(0, len(data) * 8 - 1), min_size=1, max_size=8))
@@ -235,9 +278,10 @@ def test_truncated_and_bitflipped_streams(draw):
     assert decode_or_valueerror(data, idx[:-1], args) is None
 
 
-def test_corrupt_streams_mostly_detected():
+@pytest.mark.parametrize("lanes", [2, 32])
+def test_corrupt_streams_mostly_detected(lanes):
     sym, idx, args = small_setup()
-    data = _core.encode(sym, idx, *args)
+    data = _core.encode(sym, idx, *args, lanes=lanes)
     rng = np.random.default_rng(7)
     detected = 0
     for _ in range(200):
