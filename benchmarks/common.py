@@ -241,10 +241,10 @@ class Aec(Adapter):
             return f"aecodec is not importable ({e}); run `pip install .` in the repository"
         if not hasattr(aecodec, "Codec"):
             return "this aecodec has no Codec API yet"
-        try:
-            _ = self.codec
+        try:  # the model loads lazily: a tiny round trip proves it is there and works
+            self.codec.decompress(self.codec.compress(np.zeros((64, 64, 3), np.uint8), quality=50))
         except Exception as e:  # a missing/broken model package must not crash the run
-            return f"aecodec could not load its model: {type(e).__name__}: {e}"
+            return f"aecodec cannot encode: {type(e).__name__}: {e}"
         return None
 
     @property

@@ -244,7 +244,8 @@ def markdown(res: dict) -> str:
             lines += ["", f"aecodec time by stage (ms, medians; {res['threads']} thread(s)); "
                       "transforms = the onnxruntime graphs (analysis, hyper-analysis, synthesis), "
                       "hyper-synthesis = the exact kernel in the native core, other = "
-                      "preparation, quantization and what the runtime does not attribute:", "",
+                      "preparation, quantization and the rest (each column is a median of its "
+                      "own, so the columns need not add up to the total):", "",
                       "| image | op | total | " + " | ".join(STAGE_GROUPS) + " |",
                       "|---|---|---:|" + "---:|" * len(STAGE_GROUPS)]
             for name, op, total, g in rows:
