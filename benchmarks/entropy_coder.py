@@ -288,7 +288,8 @@ def markdown(result) -> str:
         ]
         for h in result["hyper_synthesis"]:
             lines.append(
-                f"| {h['image']} | {h['z_hat']} | {h['threads']} | {h['ms']:.0f} | {h['cpu_ms']:.0f} |"
+                f"| {h['image']} | {h['z_hat']} | {h['threads']} | {h['ms']:.0f} "
+                f"| {h['cpu_ms']:.0f} |"
             )
     m = result["machine"]
     load = m["loadavg_at_start"]
