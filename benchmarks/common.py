@@ -100,6 +100,9 @@ class Adapter:
     def describe(self) -> str:
         return ""
 
+    def origin(self) -> dict:
+        return {}
+
     def encode(self, rgb: np.ndarray, setting) -> bytes:
         raise NotImplementedError
 
@@ -258,6 +261,18 @@ class Aec(Adapter):
         import aecodec
         return f"aecodec {getattr(aecodec, '__version__', '?')}, model {self.model_info()}"
 
+    def origin(self) -> dict:
+        import aecodec
+        m = model_manifest(self.model)
+        arch, prov = m.get("architecture", {}), m.get("provenance", {})
+        return {"module": str(Path(aecodec.__file__).parent), "model": self.model_info(),
+                "model_path_env": os.environ.get("AECODEC_MODEL_PATH", ""),
+                "content_hash": m.get("content_hash"),
+                "kmac_per_pixel": arch.get("kmac_per_pixel"),
+                "training_steps": prov.get("steps"),
+                "manifest_measured": {k: v for k, v in m.items()
+                                      if "kodak" in k.lower() or "measured" in k.lower()}}
+
     def model_info(self) -> str:
         m = model_manifest(self.model)
         if not m:
@@ -303,6 +318,9 @@ def model_manifest(model: Optional[str]) -> dict:
         cands.append(Path(aecodec.__file__).parent / "models" / name / "manifest.json")
     except ImportError:
         pass
+    for d in os.environ.get("AECODEC_MODEL_PATH", "").split(os.pathsep):
+        if d:
+            cands.append(Path(d) / name / "manifest.json")
     cands.append(REPO / "models" / name / "manifest.json")
     for p in cands:
         if p.is_file():

@@ -371,6 +371,7 @@ def main(argv=None) -> int:
         "machine": machine,
         "command": cmd,
         "elapsed_s": round(elapsed, 1),
+        "loadavg_at_end": common.loadavg(),
         "jobs": jobs,
         "threads_per_job": args.threads,
         "metrics": {
@@ -385,6 +386,7 @@ def main(argv=None) -> int:
         },
         "codecs": {
             a.name: {"label": a.label, "version": a.version(), "describe": a.describe(),
+                     "origin": a.origin(),
                      "knob": a.knob,
                      "settings": aec_q if a.name == "aecodec" else list(a.settings)}
             for a in adapters

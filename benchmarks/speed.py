@@ -368,7 +368,7 @@ def main(argv=None) -> int:
                          "before the first call (ru_maxrss if it rose, else a 1 ms statm sampler)",
         "images": [{k: v for k, v in i.items() if k != "file"} for i in images],
         "codecs": {a.name: {"label": a.label, "version": a.version(), "describe": a.describe(),
-                            "knob": a.knob, "setting": settings[a.name],
+                            "origin": a.origin(), "knob": a.knob, "setting": settings[a.name],
                             "threads": args.threads if a.threaded else 1}
                    for a in adapters},
         "skipped": skipped,
