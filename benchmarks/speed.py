@@ -7,9 +7,9 @@
 Same run, same images, one setting per codec (each near 0.75 bpp on Kodak; the bpp reached is
 reported).  Every (codec, image, encode|decode) runs in a fresh child process: a warm-up call
 (not on the 12 MP image), then --repeat timed calls, and the median is reported.  The child also
-reports its peak resident memory: the process peak (getrusage ru_maxrss: interpreter, libraries,
-model and image included) and the operation's own peak above the resident size just before the
-first call (ru_maxrss when the operation raised it, else a 1 ms /proc/self/statm sampler).
+reports its peak resident memory: the process peak (VmHWM: interpreter, libraries, model and
+image included) and the operation's own peak above the resident size just before the first call
+(VmHWM when the operation raised it, else a 1 ms /proc/self/statm sampler).
 aecodec's time is split into the stages its runtime reports (codec.last_timings).
 
 The 12-megapixel photo (4032×3024) is a mosaic of Kodak crops made deterministically in a
@@ -53,6 +53,16 @@ def _rss_kib() -> int:
 
 
 def _maxrss_kib() -> int:
+    """Peak resident size of this process so far.  On Linux VmHWM of /proc/self/status: unlike
+    getrusage's ru_maxrss, which survives fork+exec and so starts at the parent's size, it
+    belongs to this process's own address space."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     import resource
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r // 1024 if sys.platform == "darwin" else r
@@ -363,9 +373,11 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "repeat": args.repeat,
         "repeat_large": args.repeat_large,
-        "memory_method": "child process per (codec, image, op); peak_rss_mib = getrusage "
-                         "RUSAGE_SELF ru_maxrss at the end; op_peak_mib = peak above the RSS "
-                         "before the first call (ru_maxrss if it rose, else a 1 ms statm sampler)",
+        "memory_method": "child process per (codec, image, op); peak_rss_mib = the child's "
+                         "VmHWM (/proc/self/status) at the end (not getrusage ru_maxrss, which "
+                         "inherits the parent's peak through fork+exec); op_peak_mib = peak above "
+                         "the RSS before the first call (VmHWM if it rose, else a 1 ms statm "
+                         "sampler)",
         "images": [{k: v for k, v in i.items() if k != "file"} for i in images],
         "codecs": {a.name: {"label": a.label, "version": a.version(), "describe": a.describe(),
                             "origin": a.origin(), "knob": a.knob, "setting": settings[a.name],
