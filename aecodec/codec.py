@@ -432,10 +432,13 @@ class Codec:
         f = container.parse(data)
         timings["container"] = time.perf_counter() - t
         eng = self._engine(f.header.model_name, f.header.model_hash.hex())
-        z_hat, s, mu = self._decode_symbols(eng, f, timings)
+        _, s, mu = self._decode_symbols(eng, f, timings)
         gain = eng.package.gain(f.header.quality)
         t = time.perf_counter()
-        rgb = self._synthesize(eng, s, mu, gain, f.header.height, f.header.width)
+        y_hat = _core().dequantize(s, mu)
+        del s, mu  # keep only what g_s needs: memory stays bounded for large images
+        y_hat /= gain[:, None, None]
+        rgb = eng.transforms.synthesis(y_hat, f.header.height, f.header.width)
         timings["synthesis"] = time.perf_counter() - t
         alpha = decode_alpha(f.alpha, f.header.width, f.header.height) if f.alpha else None
         im = _to_image(rgb, f.header.mode, alpha, f.metadata)

@@ -16,7 +16,9 @@ from .errors import DeviceError, ModelPackageError
 
 PAD = 64  # images are padded (edge replication) to a multiple of this
 STRIDE = 16  # pixels per latent
-TILE = 48  # latents per tile side (768 pixels)
+# Latents per tile side (512 pixels). onnxruntime's (transposed) convolutions use im2col buffers of
+# ~kernel_taps × channels × tile area: at 32 (+ halo) g_s peaks near 0.5 GB, at 48 above 1.2 GB.
+TILE = 32
 HALO = 2  # latents of context on each side of a tile
 
 
@@ -73,6 +75,9 @@ class Transforms:
                 opts.intra_op_num_threads = self.threads or 0
                 opts.inter_op_num_threads = 1
                 opts.log_severity_level = 3
+                # One input shape per image (see _tiled): the arena is reused as is; a memory
+                # pattern would add a second, equally large, block.
+                opts.enable_mem_pattern = False
                 try:
                     self._sessions[stage] = ort.InferenceSession(
                         str(self.package.onnx_path(stage)), sess_options=opts,
@@ -121,23 +126,36 @@ class Transforms:
         return out[:height, :width]
 
     def _tiled(self, h, w, scale, run, store=None):
-        """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd tiles covering h×w; the
-        output of a tile is scale× its latent extent. Kept parts go to `store` or to one array."""
+        """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd windows covering h×w; the
+        output of a window is scale× its latent extent. Every window has the same shape (edge
+        windows are shifted inwards rather than cut), so onnxruntime reuses one memory plan.
+        Kept parts go to `store(r0, r1, c0, c1, out)` or are assembled into one array."""
         result = None
-        whole = h <= self.tile and w <= self.tile
-        for r0, r1 in split(h, self.tile):
-            for c0, c1 in split(w, self.tile):
-                hr0, hr1 = (r0, r1) if whole else (max(0, r0 - HALO), min(h, r1 + HALO))
-                hc0, hc1 = (c0, c1) if whole else (max(0, c0 - HALO), min(w, c1 + HALO))
-                y = run(hr0, hr1, hc0, hc1)
-                y = y[:, (r0 - hr0) * scale : (r1 - hr0) * scale,
-                      (c0 - hc0) * scale : (c1 - hc0) * scale]
+        rows, cols = split(h, self.tile), split(w, self.tile)
+        whole = len(rows) == 1 and len(cols) == 1
+        for r0, r1 in rows:
+            wr0, wr1 = (0, h) if whole else _window(r0, r1, h, rows)
+            for c0, c1 in cols:
+                wc0, wc1 = (0, w) if whole else _window(c0, c1, w, cols)
+                y = run(wr0, wr1, wc0, wc1)
+                if whole and store is None:
+                    return y
+                y = y[:, (r0 - wr0) * scale : (r1 - wr0) * scale,
+                      (c0 - wc0) * scale : (c1 - wc0) * scale]
                 if store is not None:
                     store(r0, r1, c0, c1, y)
                     continue
-                if whole:
-                    return y
                 if result is None:
                     result = np.empty((y.shape[0], h * scale, w * scale), dtype=y.dtype)
                 result[:, r0 * scale : r1 * scale, c0 * scale : c1 * scale] = y
         return result
+
+
+def _window(a: int, b: int, n: int, parts) -> tuple[int, int]:
+    """The fixed-length window around [a, b) with HALO latents of context on each side that has
+    neighbours (a window at the border needs none there), shifted to stay inside [0, n)."""
+    length = max(q - p for p, q in parts) + 2 * HALO
+    if len(parts) == 1 or length >= n:
+        return 0, n
+    start = min(max(a - HALO, 0), n - length)
+    return start, start + length
