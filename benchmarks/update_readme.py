@@ -33,6 +33,8 @@ python benchmarks/update_readme.py   # paste the tables below
 
 JPEG, WebP and AVIF come from Pillow, JPEG XL from imagecodecs; codecs that are not installed are
 skipped with a message. `--help` lists the options (`--images N`, `--codecs`, `--out`, ...).
+Times are wall clock on the machine named above each table; its load average at the start says
+whether other work shared the cores (a load above the core count slows every codec alike).
 
 ### Rate–distortion
 
