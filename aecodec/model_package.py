@@ -40,7 +40,9 @@ def search_path(extra=None) -> list[Path]:
         dirs.append(Path(str(files("aecodec.models"))))
     except (ImportError, TypeError, ValueError):
         pass
-    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "setup.py").is_file():  # a source checkout: <repo>/models
+        dirs.append(checkout / "models")
     seen, out = set(), []
     for d in dirs:
         key = os.path.normcase(os.path.abspath(d))
