@@ -70,7 +70,7 @@ def test_symbols_do_not_depend_on_thread_count(threads):
     assert hyper_hash(mu, index) == RECORD["hyper_synthesis_sha256"]
 
 
-def test_symbols_do_not_depend_on_instruction_set():
+def test_symbols_do_not_depend_on_instruction_set(tmp_path):
     """The core picks SSE2/AVX2/AVX-512 at run time; forcing the lowest gives the same result."""
     script = (
         "import sys, json, hashlib, numpy as np, aecodec\n"
@@ -81,7 +81,8 @@ def test_symbols_do_not_depend_on_instruction_set():
         "print(d.hexdigest())\n")
     env = dict(os.environ, AECODEC_CORE_ISA="sse2")
     out = subprocess.run([sys.executable, "-c", script, str(DATA / "models"), str(GOLDEN)],
-                         env=env, capture_output=True, text=True, timeout=120, check=True)
+                         env=env, capture_output=True, text=True, timeout=120, check=True,
+                         cwd=tmp_path)  # not the checkout: import the installed aecodec
     assert out.stdout.strip() == RECORD["latent_symbol_sha256"]
 
 
