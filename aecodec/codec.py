@@ -30,7 +30,8 @@ from .transform import TILE, Transforms
 
 DEFAULT_QUALITY = 75.0
 SLICE_SYMBOLS = 1 << 18  # about this many latent symbols per independently coded Y slice
-SEARCH_STEPS = 10  # bisection steps of the quality search for a target bpp / PSNR
+SEARCH_STEPS = 10  # bisection steps of the quality search for a target bpp (cheap: no g_s)
+PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 100/2^7
 
 
 def _core():
@@ -268,9 +269,11 @@ class Codec:
         workers = self.threads or os.cpu_count() or 1
         if len(items) <= 1 or workers <= 1:
             return [fn(i) for i in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aecodec")
-        return list(self._pool.map(fn, items))
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aecodec")
+            pool = self._pool
+        return list(pool.map(fn, items))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -414,7 +417,7 @@ class Codec:
             return encode_at(0.0), 0.0
         lo, hi = 0.0, 100.0
         if quality_psnr(hi) >= target:
-            for _ in range(SEARCH_STEPS):
+            for _ in range(PSNR_SEARCH_STEPS):
                 mid = (lo + hi) / 2
                 if quality_psnr(mid) >= target:
                     hi = mid
