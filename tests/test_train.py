@@ -1,4 +1,4 @@
-"""The training side: a few steps on tiny generated data, resume, deterministic export, ONNX parity."""
+"""Training side: a few steps on tiny generated data, resume, deterministic export, ONNX parity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="the training tests need the train e
 
 from aecodec.train.export import content_hash, export_package, load_model  # noqa: E402
 from aecodec.train.networks import Config, HyperpriorCodec  # noqa: E402
-from aecodec.train.train import Trainer, TrainArgs  # noqa: E402
+from aecodec.train.train import TrainArgs, Trainer  # noqa: E402
 
 TINY = Config(N=8, M=12, Nz=8, C1=8, C2=12)
 
