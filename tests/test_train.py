@@ -29,8 +29,6 @@ def image_folder(tmp_path_factory):
     return folder
 
 
-
-
 def test_training_reduces_loss_and_resumes(image_folder, tmp_path):
     run = tmp_path / "run"
     args = TrainArgs(data=str(image_folder), eval_data=str(image_folder), run_dir=str(run),
@@ -115,3 +113,19 @@ def test_gpu_job_runs_on_cpu_from_a_package(image_folder, tmp_path):
     assert report["steps"] == 2 and len(report["estimate_after"]) == 5
     model, prov = load_model(out / "state.pt")
     assert prov["steps"] == 7 and model.cfg.M == TINY.M
+
+
+def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
+    """Parity of the default package: real file bits vs the torch model's rate estimate."""
+    from pathlib import Path
+
+    from aecodec import model_package
+    from aecodec.train.figures import parity
+
+    data = Path(__file__).resolve().parent / "data" / "kodim23.webp"
+    with Image.open(data) as im:
+        im.convert("RGB").save(tmp_path / "kodim23.png")  # full size: fixed overheads are small
+    rows = parity(model_package.find(), [tmp_path / "kodim23.png"], qualities=(20, 80))
+    for r in rows:
+        assert abs(r["ratio"] - 1) < 0.03, r
+        assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
