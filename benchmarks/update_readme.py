@@ -4,14 +4,17 @@
     python benchmarks/update_readme.py [--results benchmarks/results] [--readme README.md]
 
 Replaces what lies between ``<!-- rd:start -->`` and ``<!-- rd:end -->`` with
-results/rd.md plus the RD plot, and between ``<!-- speed:start -->`` and ``<!-- speed:end -->``
-with results/speed.md.  Only those blocks change; a missing result file leaves its block alone.
+results/rd.md plus the RD plot, between ``<!-- speed:start -->`` and ``<!-- speed:end -->``
+with results/speed.md, and between ``<!-- model:start -->`` and ``<!-- model:end -->`` with the
+figures of the default model's manifest.json (``python -m aecodec.train.figures``).  Only those
+blocks change; a missing result file (or block) leaves it alone.
 If README.md has no markers yet, a "Benchmarks" section with them is appended.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -55,10 +58,50 @@ def replace_block(text: str, key: str, body: str) -> str:
     return pat.sub(lambda m: m.group(1) + "\n" + body.strip() + "\n" + m.group(3), text, count=1)
 
 
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:+.1f} %"
+
+
+def model_block(manifest: dict) -> str:
+    """Markdown for the shipped model: training record, Kodak RD points, BD-rates, rate parity."""
+    fig, prov = manifest.get("figures") or {}, manifest.get("provenance") or {}
+    tr = fig.get("training") or {}
+    last = tr.get("last_session") or {}
+    lines = [f"**{manifest['name']}** (content hash `{manifest['content_hash'][:12]}`): "
+             f"{manifest['architecture']['parameters'] / 1e6:.2f} M parameters, trained "
+             f"{prov.get('steps', 0):,} steps in {tr.get('wall_hours', 0):.1f} h on "
+             f"{last.get('device', 'cpu')} (batch {last.get('batch', '?')} of "
+             f"{last.get('crop', '?')}² crops, {last.get('steps_per_second', 0):.2f} steps/s "
+             "in its last session)."]
+    kodak = fig.get("kodak")
+    if kodak:
+        lines += ["", f"Kodak ({kodak['images']} images, rd.py run of {kodak['date_utc']} at "
+                  f"`{kodak['git']}`):", "",
+                  "| quality | bpp | PSNR (dB) | MS-SSIM |", "|---:|---:|---:|---:|"]
+        lines += [f"| {p['quality']:g} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |"
+                  for p in kodak["curve"]]
+        bd = kodak.get("bd_rate_percent") or {}
+        if bd:
+            names = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "jxl": "JPEG XL"}
+            parts = [f"vs {names.get(k, k)} {_pct(v.get('psnr'))} / {_pct(v.get('ms_ssim'))}"
+                     for k, v in bd.items()]
+            lines += ["", "BD-rate of aecodec, PSNR / MS-SSIM (negative = fewer bits): "
+                      + "; ".join(parts) + "."]
+    par = fig.get("parity")
+    if par:
+        worst = max(abs(r["ratio"] - 1) for r in par["rows"])
+        lines += ["", f"Rate parity: the coded files are within {100 * worst:.1f} % of the "
+                  f"model's estimated rate ({len(par['images'])} Kodak images, qualities "
+                  f"{', '.join(str(r['quality']) for r in par['rows'])})."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    ap.add_argument("--manifest", type=Path,
+                    default=REPO / "models" / "hyperprior-mse" / "manifest.json")
     args = ap.parse_args(argv)
 
     text = args.readme.read_text()
@@ -78,6 +121,9 @@ def main(argv=None) -> int:
     if speed_md.is_file():
         text = replace_block(text, "speed", speed_md.read_text())
         changed.append("speed")
+    if args.manifest.is_file() and "<!-- model:start -->" in text:
+        text = replace_block(text, "model", model_block(json.loads(args.manifest.read_text())))
+        changed.append("model")
     tmp = args.readme.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, args.readme)
