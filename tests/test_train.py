@@ -48,6 +48,23 @@ def test_training_reduces_loss_and_resumes(image_folder, tmp_path):
     assert len(resumed.provenance["history"]) == 2
 
 
+def test_level_weights_equalise_the_levels_losses(image_folder, tmp_path):
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=1, batch=16,
+                     crop=64, eval_minutes=0, threads=1, config=TINY.to_dict())
+    tr = Trainer(args)
+    top = tr.model.levels - 1
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(400):  # a loss that grows 10× from the lowest level to the highest
+        t = torch.rand(16, generator=gen) * top
+        w = tr._level_weights(t, 10 ** (t / top))
+    ref = 10 ** (torch.arange(top + 1) / top)
+    assert torch.allclose(tr.level_loss, ref, rtol=0.1)
+    weighted = w * 10 ** (t / top)
+    assert weighted.max() / weighted.min() < 1.3  # every level now pulls about equally
+    tr.args.level_balance = False
+    assert torch.all(tr._level_weights(t, 10 ** (t / top)) == 1)
+
+
 def test_gain_interpolation_is_monotone_in_rate():
     model = HyperpriorCodec(TINY)
     t = torch.linspace(0, model.levels - 1, 25)
