@@ -65,6 +65,21 @@ def test_level_weights_equalise_the_levels_losses(image_folder, tmp_path):
     assert torch.all(tr._level_weights(t, 10 ** (t / top)) == 1)
 
 
+def test_ste_rate_is_the_rounded_rate():
+    model = HyperpriorCodec(TINY)
+    x = torch.rand(2, 3, 64, 64)
+    t = torch.tensor([0.0, 4.5])
+    torch.manual_seed(1)
+    ste = model(x, t, noisy=True, rate_quant="ste")["bpp"]
+    rounded = model(x, t, noisy=False)["bpp"]
+    noisy = model(x, t, noisy=True)["bpp"]
+    assert torch.equal(ste, rounded) and not torch.equal(noisy, rounded)
+    ste.sum().backward()  # the straight-through path carries a gradient to g_a
+    assert model.g_a[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="rate_quant"):
+        model(x, t, rate_quant="round")
+
+
 def test_gain_interpolation_is_monotone_in_rate():
     model = HyperpriorCodec(TINY)
     t = torch.linspace(0, model.levels - 1, 25)

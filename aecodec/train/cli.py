@@ -31,6 +31,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--rate-quant", choices=("noise", "ste"), default=d.rate_quant,
+                   help="rate term on noisy latents, or on rounded ones (straight-through)")
     p.add_argument("--no-level-balance", dest="level_balance", action="store_false",
                    help="plain mean of R + λD over the batch (high rates then dominate)")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")

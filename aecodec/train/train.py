@@ -44,6 +44,7 @@ class TrainArgs:
     compile: bool = False
     seed: int = 0
     data_limit: int | None = None
+    rate_quant: str = "noise"  # "noise" or "ste": what the rate term sees (networks.forward)
     level_balance: bool = True  # weight each sample by 1 / running loss of its level
     config: dict | None = None  # architecture of a new run (default: Config())
 
@@ -138,7 +139,7 @@ class Trainer:
             g["lr"] = lr
         x = self.data.batch_tensor(a.batch, a.device)
         t = torch.rand(a.batch, device=a.device) * (m.levels - 1)
-        out = self.step_fn(x, t)
+        out = self.step_fn(x, t, rate_quant=a.rate_quant)
         mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
         per_sample = out["bpp"] + m.lmbda(t) * 255**2 * mse
         loss = per_sample.mean()
