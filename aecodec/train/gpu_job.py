@@ -50,7 +50,7 @@ def train(args: argparse.Namespace) -> dict:
     targs = TrainArgs(data=args.data, eval_data=args.eval_data, run_dir=args.run_dir,
                       init=args.init, minutes=args.minutes, steps=args.steps, batch=args.batch,
                       crop=args.crop, lr=args.lr, lr_final=args.lr_final, eval_minutes=0,
-                      save_minutes=1e9, device=device)
+                      save_minutes=1e9, device=device, rate_quant="ste")
     tr = Trainer(targs)
     images = load_eval_images(args.eval_data, 4)
     before = estimate(tr.ema, images, QUALITIES, device) if images else []
