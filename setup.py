@@ -9,7 +9,10 @@ from setuptools import setup
 
 # Strict IEEE semantics: the exact hyper-synthesis relies on no FMA contraction and no
 # reassociation, so -ffast-math is never used and contraction is switched off explicitly.
-extra = ["-O3", "-ffp-contract=off", "-fno-fast-math"] if sys.platform != "win32" else ["/O2", "/fp:strict"]
+if sys.platform == "win32":
+    extra = ["/O2", "/fp:strict"]
+else:
+    extra = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
 
 ext = Pybind11Extension(
     "aecodec._core",
