@@ -75,6 +75,19 @@ def hyper_synthesis(cfg: Config) -> nn.Sequential:
     )
 
 
+def level_split(t: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Level positions t → (lower level k, fraction f towards k+1), with k in [0, levels-2]."""
+    k = t.floor().long().clamp(0, levels - 2)
+    return k, t - k
+
+
+def interpolate_levels(table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of a per-level table (levels first) at level positions t."""
+    k, f = level_split(t, table.shape[0])
+    f = f.view(-1, *([1] * (table.dim() - 1)))
+    return table[k] * (1 - f) + table[k + 1] * f
+
+
 def level_position(quality: torch.Tensor, levels: int) -> torch.Tensor:
     """Quality in [0, 100] → continuous level position t in [0, levels-1]."""
     return quality.clamp(0, 100) / 100.0 * (levels - 1)
@@ -105,17 +118,12 @@ class HyperpriorCodec(nn.Module):
 
     def gain(self, t: torch.Tensor) -> torch.Tensor:
         """Gain vectors [B, M] at continuous level positions t [B] (log-linear interpolation)."""
-        k = t.floor().long().clamp(0, self.levels - 2)
-        f = (t - k).unsqueeze(1)
-        lg = self.log_gains[k] * (1 - f) + self.log_gains[k + 1] * f
-        return torch.exp(lg)
+        return torch.exp(interpolate_levels(self.log_gains, t))
 
     def lmbda(self, t: torch.Tensor) -> torch.Tensor:
         """λ at continuous level positions t (log-linear interpolation between levels)."""
         lam = torch.tensor(self.cfg.lambdas, dtype=torch.float32, device=t.device).log()
-        k = t.floor().long().clamp(0, self.levels - 2)
-        f = t - k
-        return torch.exp(lam[k] * (1 - f) + lam[k + 1] * f)
+        return torch.exp(interpolate_levels(lam, t))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noisy: bool = True,
                 rate_quant: str = "noise") -> dict:
@@ -138,12 +146,10 @@ class HyperpriorCodec(nn.Module):
         params = self.h_s(z_hat)
         mu, log_scale = params.chunk(2, dim=1)
         residual = y - mu
-        if noisy:
-            r_rate_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5)
-        else:
-            r_rate_in = ste_round(residual)
+        r_hat = ste_round(residual)
+        r_rate_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noisy else r_hat
         y_lik = GaussianConditional.likelihood(r_rate_in, GaussianConditional.scale(log_scale))
-        y_hat = (ste_round(residual) + mu) / gain
+        y_hat = (r_hat + mu) / gain
         x_hat = self.g_s(y_hat)
         n_pix = x.shape[2] * x.shape[3]
         bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))

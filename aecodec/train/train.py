@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .data import CropDataset, load_eval_images
 from .evaluate import estimate
-from .networks import Config, HyperpriorCodec, psnr
+from .networks import Config, HyperpriorCodec, interpolate_levels, level_split, psnr
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         self.session_steps = 0
         self.session_seconds = 0.0
-        self.level_loss: torch.Tensor | None = None  # running mean loss of each level
+        self.level_loss: torch.Tensor | None = None  # running loss of each level
         if self.ckpt.exists():
             self._resume()
         self.step_fn = torch.compile(self.model) if args.compile else self.model
@@ -158,19 +158,18 @@ class Trainer:
         R + λD grows ~10× from the lowest to the highest λ, so an unweighted mean lets the
         high-rate samples steer the shared transforms and the low rates drift (measured: level
         0's loss rose 0.54 → 0.88 while the batch loss fell). Each sample is divided by the
-        running mean loss at its level (log-interpolated between levels); the geometric mean
+        running loss at its level (log-interpolated between levels); the geometric mean
         of those running means keeps the objective's scale, hence the learning rate's meaning.
         """
         levels = self.model.levels
-        k = t.floor().long().clamp(0, levels - 2)
-        f = t - k
+        k, f = level_split(t, levels)
         if self.level_loss is None:  # first step: every level starts at this batch's mean
             self.level_loss = per_sample.mean().repeat(levels)
         # A running least-squares fit of log-loss, piecewise linear in t (so the end levels,
         # seen from one side only, are not biased): each sample's log error moves its two
         # neighbouring levels by their interpolation weights.
         log_ref = self.level_loss.log()
-        err = per_sample.clamp(min=1e-9).log() - (log_ref[k] * (1 - f) + log_ref[k + 1] * f)
+        err = per_sample.clamp(min=1e-9).log() - interpolate_levels(log_ref, t)
         share = torch.zeros(levels, device=t.device)
         pull = torch.zeros(levels, device=t.device)
         for idx, wgt in ((k, 1 - f), (k + 1, f)):
@@ -181,8 +180,7 @@ class Trainer:
         if not self.args.level_balance:
             return torch.ones_like(t)
         log_ref = self.level_loss.log()
-        norm = torch.exp(log_ref[k] * (1 - f) + log_ref[k + 1] * f)
-        return log_ref.mean().exp() / norm
+        return torch.exp(log_ref.mean() - interpolate_levels(log_ref, t))
 
     @torch.no_grad()
     def _update_ema(self) -> None:
