@@ -11,7 +11,7 @@ from PIL import Image
 torch = pytest.importorskip("torch", reason="the training tests need the train extra (torch)")
 
 from aecodec.train.export import content_hash, export_package, load_model  # noqa: E402
-from aecodec.train.networks import Config, HyperpriorCodec  # noqa: E402
+from aecodec.train.networks import Config, HyperpriorCodec, regrid_log_gains  # noqa: E402
 from aecodec.train.train import TrainArgs, Trainer  # noqa: E402
 
 TINY = Config(N=8, M=12, Nz=8, C1=8, C2=12)
@@ -90,6 +90,25 @@ def test_gain_interpolation_is_monotone_in_rate():
     assert torch.allclose(lam[-1], torch.tensor(TINY.lambdas[-1]))
 
 
+def test_new_rate_levels_regrid_the_init_gains(image_folder, tmp_path):
+    pkg = tmp_path / "pkg"
+    torch.save({"state_dict": HyperpriorCodec(TINY).state_dict(), "config": TINY.to_dict()},
+               pkg.with_suffix(".pt"))
+    lam = (TINY.lambdas[0] / 2,) + TINY.lambdas  # one level below the trained range
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=1, batch=2,
+                     crop=64, eval_minutes=0, threads=1, init=str(pkg.with_suffix(".pt")),
+                     lambdas=lam)
+    tr = Trainer(args)
+    old = HyperpriorCodec(TINY).log_gains.detach()
+    new = tr.model.log_gains.detach()
+    assert tr.model.cfg.lambdas == lam and new.shape[0] == len(lam)
+    assert torch.allclose(new[1:], old)  # the trained levels keep their gains
+    step = (old[1] - old[0]) * np.log(2) / np.log(lam[2] / lam[1])
+    assert torch.allclose(new[0], old[0] - step, atol=1e-5)  # extended along log λ
+    with pytest.raises(ValueError, match="increasing"):
+        regrid_log_gains(old, TINY.lambdas[::-1], lam)
+
+
 def test_export_is_deterministic_and_onnx_matches_torch(tmp_path):
     pytest.importorskip("onnx")
     import onnxruntime as ort
@@ -161,3 +180,13 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     for r in rows:
         assert abs(r["ratio"] - 1) < 0.03, r
         assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
+
+
+def test_lambdas_option_is_checked(capsys):
+    from aecodec.train.cli import train_parser
+
+    assert train_parser().parse_args(["--lambdas", "0.001,0.01"]).lambdas == (0.001, 0.01)
+    for bad in ("0.01,0.001", "0.01", "a,b", "0,0.1"):
+        with pytest.raises(SystemExit):
+            train_parser().parse_args(["--lambdas", bad])
+    assert "increasing" in capsys.readouterr().err

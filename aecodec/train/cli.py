@@ -35,8 +35,21 @@ def train_parser() -> argparse.ArgumentParser:
                    help="rate term on noisy latents, or on rounded ones (straight-through)")
     p.add_argument("--no-level-balance", dest="level_balance", action="store_false",
                    help="plain mean of R + λD over the batch (high rates then dominate)")
+    p.add_argument("--lambdas", type=_lambdas, default=None,
+                   help="comma-separated increasing λ of a new run's rate levels (default: the "
+                        "--init package's or 0.0018…0.0932); from --init, gains are re-gridded")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
     return p
+
+
+def _lambdas(text: str) -> tuple:
+    try:
+        lam = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if len(lam) < 2 or any(b <= a for a, b in zip(lam, lam[1:])) or lam[0] <= 0:
+        raise argparse.ArgumentTypeError(f"need at least two increasing positive λ, got {text!r}")
+    return lam
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,23 @@ def interpolate_levels(table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return table[k] * (1 - f) + table[k + 1] * f
 
 
+def regrid_log_gains(log_gains: torch.Tensor, old: tuple, new: tuple) -> torch.Tensor:
+    """Per-level log-gains [L, M] at lambdas `old` → at lambdas `new`.
+
+    Piecewise linear in log λ, extended linearly past the end levels: the gains started as
+    λ^1/2 and stay close to a power law, so a new level just beyond the trained range starts
+    near where training would have put it.
+    """
+    x_old = torch.tensor(old, dtype=torch.float64).log()
+    x_new = torch.tensor(new, dtype=torch.float64).log()
+    if len(old) < 2 or not bool((x_old[1:] > x_old[:-1]).all()):
+        raise ValueError(f"old lambdas must be increasing, at least two: {old}")
+    k = (torch.searchsorted(x_old, x_new) - 1).clamp(0, len(old) - 2)
+    f = ((x_new - x_old[k]) / (x_old[k + 1] - x_old[k])).view(-1, 1)
+    g = log_gains.double()
+    return (g[k] * (1 - f) + g[k + 1] * f).to(log_gains.dtype)
+
+
 def level_position(quality: torch.Tensor, levels: int) -> torch.Tensor:
     """Quality in [0, 100] → continuous level position t in [0, levels-1]."""
     return quality.clamp(0, 100) / 100.0 * (levels - 1)

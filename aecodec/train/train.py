@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,14 @@ from tqdm import tqdm
 
 from .data import CropDataset, load_eval_images
 from .evaluate import estimate
-from .networks import Config, HyperpriorCodec, interpolate_levels, level_split, psnr
+from .networks import (
+    Config,
+    HyperpriorCodec,
+    interpolate_levels,
+    level_split,
+    psnr,
+    regrid_log_gains,
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class TrainArgs:
     rate_quant: str = "noise"  # "noise" or "ste": what the rate term sees (networks.forward)
     level_balance: bool = True  # weight each sample by 1 / running loss of its level
     config: dict | None = None  # architecture of a new run (default: Config())
+    lambdas: tuple | None = None  # rate levels of a new run (from --init: its gains re-gridded)
 
 
 def load_state_file(path: str | Path) -> tuple[Config, dict, dict]:
@@ -76,6 +84,11 @@ class Trainer:
         if args.init and not self.ckpt.exists():
             cfg, init_state, prov = load_state_file(args.init)
             self.provenance = {**self.provenance, **prov}
+            if args.lambdas and tuple(args.lambdas) != tuple(cfg.lambdas):
+                init_state["log_gains"] = regrid_log_gains(
+                    init_state["log_gains"], cfg.lambdas, tuple(args.lambdas))
+        if args.lambdas and not self.ckpt.exists():
+            cfg = replace(cfg, lambdas=tuple(args.lambdas))
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
             self.model.load_state_dict(init_state)
