@@ -24,8 +24,6 @@ import datetime
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import common  # noqa: E402
+
 OUT = REPO / "benchmarks" / "results" / "entropy_coder.json"
 SHAPE = (192, 32, 48)  # M, h, w of a 768×512 image
 N_SCALES, SCALE_MIN, SCALE_MAX = 64, 0.11, 256.0
@@ -221,37 +222,8 @@ def bench_hyper(repeat):
     return out, _core.hyper_synthesis_isa()
 
 
-def machine():
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "loadavg_at_start": load,
-        "commit": commit,
-    }
+def machine() -> dict:
+    return {**common.machine_info(), "commit": common.git_info()["short"]}
 
 
 def markdown(result) -> str:
