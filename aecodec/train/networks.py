@@ -12,7 +12,7 @@ from .entropy_models import FactorizedDensity, GaussianConditional, ste_round
 from .layers import GDN, conv, deconv
 
 # λ of CompressAI's quality levels 1–7 and one level below them: an undertrained model spends more
-# bits at a given λ than a converged one, and the extra level lets q0 reach ~0.2 bpp on Kodak.
+# bits at a given λ than a converged one; the extra level took q0 from 0.36 to 0.29 bpp on Kodak.
 DEFAULT_LAMBDAS = (0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932)
 
 
@@ -100,10 +100,10 @@ def regrid_log_gains(log_gains: torch.Tensor, old: tuple, new: tuple) -> torch.T
     x_new = torch.tensor(new, dtype=torch.float64).log()
     if len(old) < 2 or not bool((x_old[1:] > x_old[:-1]).all()):
         raise ValueError(f"old lambdas must be increasing, at least two: {old}")
+    # Each new λ as a position on the old levels; interpolate_levels extrapolates past the ends.
     k = (torch.searchsorted(x_old, x_new) - 1).clamp(0, len(old) - 2)
-    f = ((x_new - x_old[k]) / (x_old[k + 1] - x_old[k])).view(-1, 1)
-    g = log_gains.double()
-    return (g[k] * (1 - f) + g[k + 1] * f).to(log_gains.dtype)
+    t = k + (x_new - x_old[k]) / (x_old[k + 1] - x_old[k])
+    return interpolate_levels(log_gains.double(), t).to(log_gains.dtype)
 
 
 def level_position(quality: torch.Tensor, levels: int) -> torch.Tensor:

@@ -81,14 +81,15 @@ class Trainer:
         self.provenance = {"steps": 0, "wall_seconds": 0.0, "history": []}
         cfg = Config.from_dict(args.config) if args.config else Config()
         init_state = None
-        if args.init and not self.ckpt.exists():
-            cfg, init_state, prov = load_state_file(args.init)
-            self.provenance = {**self.provenance, **prov}
+        if not self.ckpt.exists():  # a new run: architecture from --init or config, then --lambdas
+            if args.init:
+                cfg, init_state, prov = load_state_file(args.init)
+                self.provenance = {**self.provenance, **prov}
             if args.lambdas and tuple(args.lambdas) != tuple(cfg.lambdas):
-                init_state["log_gains"] = regrid_log_gains(
-                    init_state["log_gains"], cfg.lambdas, tuple(args.lambdas))
-        if args.lambdas and not self.ckpt.exists():
-            cfg = replace(cfg, lambdas=tuple(args.lambdas))
+                if init_state is not None:
+                    init_state["log_gains"] = regrid_log_gains(
+                        init_state["log_gains"], cfg.lambdas, tuple(args.lambdas))
+                cfg = replace(cfg, lambdas=tuple(args.lambdas))
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
             self.model.load_state_dict(init_state)
