@@ -190,3 +190,29 @@ def test_lambdas_option_is_checked(capsys):
         with pytest.raises(SystemExit):
             train_parser().parse_args(["--lambdas", bad])
     assert "increasing" in capsys.readouterr().err
+
+
+def test_compare_models_reads_run_folders_and_checkpoints(image_folder, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_models", Path(__file__).resolve().parents[1] / "benchmarks" / "compare_models.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    kodak = tmp_path / "kodak"  # the tool reads .png only, as rd.py does
+    kodak.mkdir()
+    for p in sorted(image_folder.iterdir())[:2]:
+        Image.open(p).save(kodak / f"{p.stem}.png")
+    run = tmp_path / "run"
+    Trainer(TrainArgs(data=str(image_folder), run_dir=str(run), steps=2, batch=2, crop=64,
+                      eval_minutes=0, threads=1, config=TINY.to_dict())).run()
+    assert compare.main([str(run), str(run / "last.ckpt"), "--data", str(kodak),
+                         "--stride", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("steps")[0].split()[1:] for line in out.splitlines() if "steps 2" in line]
+    assert len(rows) == 2 and rows[0] == rows[1]  # the folder means its last.ckpt
+    assert len(rows[0]) == len(compare.QUALITIES)
+    assert out.count("vs WebP") == 2 and "last.ckpt vs " in out
+    with pytest.raises(SystemExit):
+        compare.main([str(run), "--stride", "0"])
