@@ -38,8 +38,8 @@ class TrainArgs:
     init: str | None = None  # a model package folder or state.pt to start from
     minutes: float | None = None
     steps: int | None = None
-    batch: int = 8
-    crop: int = 128
+    batch: int = 4
+    crop: int = 256  # whole training crops: at 128² the hyper-latent is all padding (training.md)
     lr: float = 5e-4
     lr_final: float | None = None  # cosine decay to this over the budget, when given
     ema: float = 0.999
