@@ -30,24 +30,11 @@ QUALITIES = (0, 14, 29, 43, 57, 71, 86, 100)
 
 
 def load_model(path: str):
-    """HyperpriorCodec from a package folder, a run folder or a .ckpt file (EMA weights)."""
-    import torch
+    """(model, steps) from a package folder, a run folder or a .ckpt file (EMA weights)."""
+    from aecodec.train.export import load_model as load
 
-    from aecodec.train.networks import Config, HyperpriorCodec
-    from aecodec.train.train import load_state_file
-
-    p = Path(path)
-    if p.is_dir() and (p / "last.ckpt").exists():
-        p = p / "last.ckpt"
-    if p.suffix == ".ckpt":
-        blob = torch.load(p, map_location="cpu", weights_only=False)
-        model = HyperpriorCodec(Config.from_dict(blob["config"]))
-        model.load_state_dict(blob["ema"])
-        return model, blob["provenance"]["steps"]
-    cfg, state, prov = load_state_file(p)
-    model = HyperpriorCodec(cfg)
-    model.load_state_dict(state)
-    return model, prov.get("steps")
+    model, provenance = load(path)
+    return model, provenance.get("steps")
 
 
 def webp_curve(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
