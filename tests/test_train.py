@@ -107,6 +107,12 @@ def test_new_rate_levels_regrid_the_init_gains(image_folder, tmp_path):
     assert torch.allclose(new[0], old[0] - step, atol=1e-5)  # extended along log λ
     with pytest.raises(ValueError, match="increasing"):
         regrid_log_gains(old, TINY.lambdas[::-1], lam)
+    tr.run()
+    # Resuming without --init/--lambdas/config keeps the run's own architecture and levels.
+    resumed = Trainer(TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=1,
+                                batch=2, crop=64, eval_minutes=0, threads=1))
+    assert resumed.model.cfg == tr.model.cfg
+    assert torch.equal(resumed.model.log_gains, tr.model.log_gains)
 
 
 def test_export_is_deterministic_and_onnx_matches_torch(tmp_path):
@@ -179,6 +185,8 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     rows = parity(model_package.find(), [tmp_path / "kodim23.png"], qualities=(20, 80))
     for r in rows:
         assert abs(r["ratio"] - 1) < 0.03, r
+        assert r["bpp_streams"] < r["bpp_coded"], r  # the container's framing is not in the streams
+        assert abs(r["ratio_streams"] - 1) < 0.03, r
         assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
 
 

@@ -80,8 +80,11 @@ class Trainer:
         self.ckpt = self.run_dir / "last.ckpt"
         self.provenance = {"steps": 0, "wall_seconds": 0.0, "history": []}
         cfg = Config.from_dict(args.config) if args.config else Config()
-        init_state = None
-        if not self.ckpt.exists():  # a new run: architecture from --init or config, then --lambdas
+        init_state, blob = None, None
+        if self.ckpt.exists():  # a resumed run keeps its own architecture and levels
+            blob = torch.load(self.ckpt, map_location=args.device, weights_only=False)
+            cfg = Config.from_dict(blob["config"])
+        else:  # a new run: architecture from --init or config, then --lambdas
             if args.init:
                 cfg, init_state, prov = load_state_file(args.init)
                 self.provenance = {**self.provenance, **prov}
@@ -104,14 +107,13 @@ class Trainer:
         self.session_steps = 0
         self.session_seconds = 0.0
         self.level_loss: torch.Tensor | None = None  # running loss of each level
-        if self.ckpt.exists():
-            self._resume()
+        if blob is not None:
+            self._resume(blob)
         self.step_fn = torch.compile(self.model) if args.compile else self.model
         self._stop = False
 
     # -- state ------------------------------------------------------------------------------
-    def _resume(self) -> None:
-        blob = torch.load(self.ckpt, map_location=self.args.device, weights_only=False)
+    def _resume(self, blob: dict) -> None:
         self.model.load_state_dict(blob["model"])
         self.ema.load_state_dict(blob["ema"])
         self.opt.load_state_dict(blob["opt"])
