@@ -38,7 +38,7 @@ class TrainArgs:
     init: str | None = None  # a model package folder or state.pt to start from
     minutes: float | None = None
     steps: int | None = None
-    batch: int = 4
+    batch: int = 3  # per pixel 1.38× faster than batch 4 at 256² on 2 cores (training.md)
     crop: int = 256  # whole training crops: at 128² the hyper-latent is all padding (training.md)
     lr: float = 5e-4
     lr_final: float | None = None  # cosine decay to this over the budget, when given
