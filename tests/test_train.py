@@ -183,11 +183,15 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     with Image.open(data) as im:
         im.convert("RGB").save(tmp_path / "kodim23.png")  # full size: fixed overheads are small
     rows = parity(model_package.find(), [tmp_path / "kodim23.png"], qualities=(20, 80))
+    pixels = 768 * 512
     for r in rows:
-        assert abs(r["ratio"] - 1) < 0.03, r
-        assert r["bpp_streams"] < r["bpp_coded"], r  # the container's framing is not in the streams
-        assert abs(r["ratio_streams"] - 1) < 0.03, r
+        assert abs(r["ratio_streams"] - 1) < 0.03, r  # the entropy coder realises the estimate
+        framing = (r["bpp_coded"] - r["bpp_streams"]) * pixels / 8
+        assert 100 < framing < 200, r  # docs/format.md "Overhead": ~150 bytes + lane states
         assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
+    # The whole file is within 3 % where the fixed framing is small against the rate (not at
+    # ~0.1 bpp: q20 on this easy image, where ~180 bytes are 3.6 % of the file).
+    assert abs(rows[-1]["ratio"] - 1) < 0.03, rows[-1]
 
 
 def test_lambdas_option_is_checked(capsys):

@@ -37,7 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
                    help="plain mean of R + λD over the batch (high rates then dominate)")
     p.add_argument("--lambdas", type=_lambdas, default=None,
                    help="comma-separated increasing λ of a new run's rate levels (default: the "
-                        "--init package's or 0.0009…0.0932); from --init, gains are re-gridded")
+                        "--init package's or 0.0002…0.0932); from --init, gains are re-gridded")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
     return p
 
