@@ -33,10 +33,11 @@ DEFAULT_QUALITY = 75.0
 # image (each slice costs ~20 bytes of framing plus its lanes' final states), several for the
 # threads on a large one.
 SLICE_SYMBOLS = 1 << 20
-# rANS lanes of a Y slice: every lane ends with a 4-byte state (~2 bytes of it overhead); 8 lanes
-# fill the core's AVX2 decoder, and 32 lanes decoded no faster (entropy decoding is ~1 ms of a
-# Kodak image's ~500 ms), but cost 1.5 % of a 0.2 bpp Kodak file.
-Y_LANES = 8
+# rANS lanes per stream: every lane ends with a 4-byte state (~3 bytes of it overhead). On a Kodak
+# image 8 lanes decoded Y in 1.0 ms, 2 lanes in 1.3–1.9 ms (of a ~500 ms decode), and 2 lanes
+# saved 20 bytes (0.5 % of a q0 file); ẑ (~12 k symbols) on one lane saved 22 bytes more.
+Y_LANES = 2
+Z_LANES = 1
 SEARCH_STEPS = 10  # bisection steps of the quality search for a target bpp (cheap: no g_s)
 PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 100/2^7
 
@@ -376,7 +377,7 @@ class Codec:
             model_name=pkg.name, model_hash=pkg.hash_bytes, latent_channels=m, latent_height=h,
             latent_width=w, hyper_channels=lat.z_hat.shape[0], hyper_height=lat.z_hat.shape[1],
             hyper_width=lat.z_hat.shape[2], slice_rows=rows)
-        z_stream = eng.z_tables.encode(lat.z_hat, _z_index(lat.z_hat.shape))
+        z_stream = eng.z_tables.encode(lat.z_hat, _z_index(lat.z_hat.shape), lanes=Z_LANES)
 
         def code_slice(bounds):
             a, b = bounds

@@ -190,7 +190,7 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
         assert 100 < framing < 200, r  # docs/format.md "Overhead": ~150 bytes + lane states
         assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
     # The whole file is within 3 % where the fixed framing is small against the rate (not at
-    # ~0.1 bpp: q20 on this easy image, where ~180 bytes are 3.6 % of the file).
+    # ~0.1 bpp: q20 on this easy image, where ~150 bytes are 3 % of the file).
     assert abs(rows[-1]["ratio"] - 1) < 0.03, rows[-1]
 
 
