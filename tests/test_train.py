@@ -187,7 +187,7 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     for r in rows:
         assert abs(r["ratio_streams"] - 1) < 0.03, r  # the entropy coder realises the estimate
         framing = (r["bpp_coded"] - r["bpp_streams"]) * pixels / 8
-        assert 100 < framing < 200, r  # docs/format.md "Overhead": ~150 bytes + lane states
+        assert 100 < framing < 200, r  # docs/format.md "Overhead": prefix, chunks, HEAD
         assert abs(r["psnr_decoded"] - r["psnr_estimated"]) < 0.1, r
     # The whole file is within 3 % where the fixed framing is small against the rate (not at
     # ~0.1 bpp: q20 on this easy image, where ~150 bytes are 3 % of the file).

@@ -45,13 +45,14 @@ def parity(package: Path, images: list[Path], qualities=(0, 25, 50, 75, 100)) ->
             b, p = estimate_one(model, a, q)
             data = codec.compress(a, quality=q)
             f = container.parse(data)
-            coded = len(f.z_stream) + sum(len(s) for s in f.y_streams)
+            streams_bytes = len(f.z_stream) + sum(len(y) for y in f.y_streams)
+            pixels = a.shape[0] * a.shape[1]
             out = np.asarray(codec.decompress(data), dtype=np.float64)
             mse = float(np.mean((out - a) ** 2))
             est.append(b)
             p_est.append(p)
-            real.append(len(data) * 8 / (a.shape[0] * a.shape[1]))
-            streams.append(coded * 8 / (a.shape[0] * a.shape[1]))
+            real.append(len(data) * 8 / pixels)
+            streams.append(streams_bytes * 8 / pixels)
             p_real.append(10 * np.log10(255.0**2 / max(mse, 1e-10)))
         rows.append({"quality": q, "bpp_estimated": float(np.mean(est)),
                      "bpp_coded": float(np.mean(real)),

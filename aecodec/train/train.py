@@ -79,12 +79,12 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.run_dir / "last.ckpt"
         self.provenance = {"steps": 0, "wall_seconds": 0.0, "history": []}
-        cfg = Config.from_dict(args.config) if args.config else Config()
         init_state, blob = None, None
         if self.ckpt.exists():  # a resumed run keeps its own architecture and levels
             blob = torch.load(self.ckpt, map_location=args.device, weights_only=False)
             cfg = Config.from_dict(blob["config"])
         else:  # a new run: architecture from --init or config, then --lambdas
+            cfg = Config.from_dict(args.config) if args.config else Config()
             if args.init:
                 cfg, init_state, prov = load_state_file(args.init)
                 self.provenance = {**self.provenance, **prov}
