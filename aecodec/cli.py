@@ -316,11 +316,14 @@ def describe_file(data: bytes, name: str) -> dict:
 
     f = container.parse(data)
     h = f.header
+    m, nz, installed = h.latent_channels, h.hyper_channels, False
     try:
-        model_package.find(h.model_name, h.model_hash.hex())
+        folder = model_package.find(h.model_name, h.model_hash.hex())
+        arch = json.loads((folder / "manifest.json").read_text()).get("architecture", {})
         installed = True
+        m, nz = m or arch.get("M"), nz or arch.get("Nz")  # version 2 files leave them to the model
     except Exception:
-        installed = False
+        pass
     meta = {k: len(v) for k, v in f.metadata.items()}
     icc_desc = None
     if f.metadata.get("icc_profile"):
@@ -337,8 +340,8 @@ def describe_file(data: bytes, name: str) -> dict:
         "bpp": round(len(data) * 8 / (h.width * h.height), 4),
         "model": h.model_name, "model_hash": h.model_hash.hex(), "model_installed": installed,
         "quality": round(h.quality, 3),
-        "latent_shape": [h.latent_channels, h.latent_height, h.latent_width],
-        "hyper_latent_shape": [h.hyper_channels, h.hyper_height, h.hyper_width],
+        "latent_shape": [m, h.latent_height, h.latent_width],
+        "hyper_latent_shape": [nz, h.hyper_height, h.hyper_width],
         "slices": h.n_slices, "slice_rows": h.slice_rows,
         "z_stream_bytes": len(f.z_stream), "y_stream_bytes": sum(len(s) for s in f.y_streams),
         "alpha_bytes": len(f.alpha) if f.alpha is not None else None,
@@ -352,6 +355,7 @@ def _format_info(d: dict) -> str:
                                        and d["icc_description"] else "")
                      for k, v in d["metadata_bytes"].items()) or "none"
     m, yh, yw = d["latent_shape"]
+    z_shape = "x".join(str(v or "?") for v in d["hyper_latent_shape"])  # channels None: no model
     alpha = "none" if d["alpha_bytes"] is None else f"PNG, {d['alpha_bytes']:,} bytes"
     lines = [
         f"{d['file']}: aecodec image, format {d['format_version']}",
@@ -360,8 +364,8 @@ def _format_info(d: dict) -> str:
         f"  model:     {d['model']} (content hash {d['model_hash'][:16]}"
         f"{'' if d['model_installed'] else ', NOT INSTALLED'})",
         f"  quality:   {d['quality']:g}",
-        f"  latents:   y {m}x{yh}x{yw} in {d['slices']} slice(s) of {d['slice_rows']} rows "
-        f"({d['y_stream_bytes']:,} bytes), z {'x'.join(map(str, d['hyper_latent_shape']))} "
+        f"  latents:   y {m or '?'}x{yh}x{yw} in {d['slices']} slice(s) of {d['slice_rows']} rows "
+        f"({d['y_stream_bytes']:,} bytes), z {z_shape} "
         f"({d['z_stream_bytes']:,} bytes)",
         f"  alpha:     {alpha}",
         f"  metadata:  {meta}",

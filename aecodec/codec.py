@@ -374,9 +374,7 @@ class Codec:
         rows = -(-h // n_slices)
         header = Header(
             width=p.rgb.shape[1], height=p.rgb.shape[0], mode=p.mode, quality=float(lat.quality),
-            model_name=pkg.name, model_hash=pkg.hash_bytes, latent_channels=m, latent_height=h,
-            latent_width=w, hyper_channels=lat.z_hat.shape[0], hyper_height=lat.z_hat.shape[1],
-            hyper_width=lat.z_hat.shape[2], slice_rows=rows)
+            model_name=pkg.name, model_hash=pkg.hash_bytes[:container.HASH_LEN], slice_rows=rows)
         z_stream = eng.z_tables.encode(lat.z_hat, _z_index(lat.z_hat.shape), lanes=Z_LANES)
 
         def code_slice(bounds):
@@ -469,12 +467,13 @@ class Codec:
 
     def _decode_symbols(self, eng: _Engine, f: AecFile, timings: dict):
         pkg, hd = eng.package, f.header
-        if (hd.latent_channels, hd.hyper_channels) != (pkg.latent_channels, pkg.hyper_channels):
+        if hd.latent_channels is not None and (hd.latent_channels, hd.hyper_channels) != (
+                pkg.latent_channels, pkg.hyper_channels):  # recorded by version-1 files
             raise CorruptFileError(
                 f"damaged .aec file: its latent channels ({hd.latent_channels}, "
                 f"{hd.hyper_channels}) do not match model {pkg.name}")
         t = time.perf_counter()
-        zshape = (hd.hyper_channels, hd.hyper_height, hd.hyper_width)
+        zshape = (pkg.hyper_channels, hd.hyper_height, hd.hyper_width)
         try:
             z_hat = eng.z_tables.decode(f.z_stream, _z_index(zshape))
         except ValueError as e:

@@ -1,18 +1,21 @@
 """The .aec container: bytes <-> AecFile. Format only, no codec logic (spec: docs/format.md).
 
     file   = MAGIC (8 bytes) · major u8 · minor u8 · chunk* ending with a DONE chunk
-    chunk  = length u32 · type 4×ASCII · payload (length bytes) · crc32(type + payload) u32
-    (every integer little-endian)
+    chunk  = length (LEB128) · type 4×ASCII · payload              (version 2, written)
+    chunk  = length u32 · type 4×ASCII · payload · crc32 u32       (version 1, still read)
+    (every fixed-size integer little-endian)
 
-The header chunk HEAD comes first and alone gives size, mode, model and latent layout; a type
-whose first letter is upper-case is critical (a reader that does not know it refuses the file),
-lower-case is optional (skipped when unknown). Every chunk's CRC-32 is checked while parsing,
-so a damaged file is refused before any entropy decoding starts (HEAD's CRC also covers the
-magic and version bytes, so every byte of a valid file is checked).
+The header chunk HEAD comes first and alone gives size, mode and model; a type whose first letter
+is upper-case is critical (a reader that does not know it refuses the file), lower-case is optional
+(skipped when unknown). Version 2 keeps the framing small, because at 0.1 bpp a Kodak file is
+~4 KB and version 1's ~150 bytes of framing were 4 % of it: HEAD and DONE each end in the CRC-32
+of every byte of the file before that CRC, so a header-only read checks the header and a full
+parse checks every byte before any entropy decoding starts.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import struct
@@ -30,42 +33,59 @@ from .errors import (
 )
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
-VERSION = (1, 0)  # (major, minor): readers refuse another major, accept any minor
+VERSION = (2, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
+READ_MAJORS = (1, 2)
 PREFIX_LEN = len(MAGIC) + 2
+HASH_LEN = 8  # bytes of the model's SHA-256 content hash a version-2 header keeps (v1: 32)
 
 MODES = ("RGB", "L", "RGBA", "LA")  # HEAD mode byte = index in this tuple
 ALPHA_MODES = ("RGBA", "LA")
 MAX_SIDE = 1 << 24  # absolute bound on width and height, whatever MAX_IMAGE_PIXELS says
 MAX_CHANNELS = 4096
 MAX_CHUNK = (1 << 31) - 1
+MAX_UNSIZED_CHUNK = 1 << 26  # header chunks read from a stream whose size is unknown
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 T_HEAD, T_ZSTR, T_YSTR, T_ALPH, T_DONE = b"HEAD", b"ZSTR", b"YSTR", b"ALPH", b"DONE"
 T_ICC, T_EXIF, T_XMP = b"iccp", b"exif", b"xmpd"
 METADATA_TYPES = {T_ICC: "icc_profile", T_EXIF: "exif", T_XMP: "xmp"}
+STREAM_TYPES = (T_ZSTR, T_YSTR, T_ALPH, T_DONE)  # a header-only read stops at the first
 ALPHA_PNG = 0  # ALPH method byte: the alpha plane as a PNG datastream (8-bit greyscale)
 
-_HEAD_FIXED = struct.Struct("<IIBBfHHIIIII32sB")  # see Header.to_bytes
+_HEAD_V1 = struct.Struct("<IIBBfHHIIIII32sB")  # version 1's fixed HEAD fields
+_MODE_Q = struct.Struct("<BBf")  # mode, flags, quality
 
 
 @dataclass
 class Header:
-    """Everything the HEAD chunk records."""
+    """Everything the HEAD chunk records (latent shapes follow from the image size)."""
 
     width: int
     height: int
     mode: str  # "RGB", "L", "RGBA" or "LA": the mode decoding gives back
     quality: float  # 0..100, selects the gain vector (docs/model-package.md)
     model_name: str
-    model_hash: bytes  # SHA-256 content hash of the model package, 32 bytes
-    latent_channels: int  # M
-    latent_height: int  # h = ceil(height/64)*4
-    latent_width: int  # w = ceil(width/64)*4
-    hyper_channels: int  # Nz
-    hyper_height: int  # h/4
-    hyper_width: int  # w/4
+    model_hash: bytes  # leading bytes of the package's SHA-256 content hash (8; 32 in v1 files)
     slice_rows: int  # latent rows per YSTR slice (the last one may have fewer)
     version: tuple = VERSION
+    latent_channels: int | None = None  # M and Nz: recorded by version-1 files only
+    hyper_channels: int | None = None
+
+    @property
+    def latent_height(self) -> int:
+        return latent_size(self.width, self.height)[0]
+
+    @property
+    def latent_width(self) -> int:
+        return latent_size(self.width, self.height)[1]
+
+    @property
+    def hyper_height(self) -> int:
+        return self.latent_height // 4
+
+    @property
+    def hyper_width(self) -> int:
+        return self.latent_width // 4
 
     @property
     def n_slices(self) -> int:
@@ -81,30 +101,56 @@ class Header:
         return f"{self.model_name} (content hash {self.model_hash.hex()[:16]})"
 
     def to_bytes(self) -> bytes:
+        """HEAD's fields as the current version writes them (the CRC is added by the framing)."""
         name = self.model_name.encode("utf-8")
-        return _HEAD_FIXED.pack(
-            self.width, self.height, MODES.index(self.mode), 0, self.quality,
-            self.latent_channels, self.hyper_channels, self.latent_height, self.latent_width,
-            self.hyper_height, self.hyper_width, self.slice_rows, self.model_hash, len(name),
-        ) + name
+        return (_varint(self.width) + _varint(self.height)
+                + _MODE_Q.pack(MODES.index(self.mode), 0, self.quality)
+                + _varint(self.slice_rows) + self.model_hash[:HASH_LEN] + bytes([len(name)]) + name)
 
     @classmethod
     def from_bytes(cls, payload: bytes, version: tuple = VERSION) -> Header:
-        if len(payload) < _HEAD_FIXED.size:
+        """Parse HEAD's fields; bytes after the model name belong to a later minor version."""
+        if version[0] == 1:
+            return cls._from_v1(payload, version)
+        try:
+            w, pos = _get_varint(payload, 0)
+            h, pos = _get_varint(payload, pos)
+            mode, _flags, q = _MODE_Q.unpack_from(payload, pos)
+            rows, pos = _get_varint(payload, pos + _MODE_Q.size)
+            mhash, nlen = payload[pos : pos + HASH_LEN], payload[pos + HASH_LEN]
+        except (struct.error, IndexError):
+            raise CorruptFileError(f"header chunk too short ({len(payload)} bytes)") from None
+        pos += HASH_LEN + 1
+        return cls._build(w, h, mode, q, payload[pos : pos + nlen], nlen, mhash, rows, version)
+
+    @classmethod
+    def _from_v1(cls, payload: bytes, version: tuple) -> Header:
+        if len(payload) < _HEAD_V1.size:
             raise CorruptFileError(f"header chunk too short ({len(payload)} bytes)")
-        (w, h, mode, _flags, q, m, nz, yh, yw, zh, zw, rows, mhash, nlen) = _HEAD_FIXED.unpack_from(
+        (w, h, mode, _flags, q, m, nz, yh, yw, zh, zw, rows, mhash, nlen) = _HEAD_V1.unpack_from(
             payload)
-        end = _HEAD_FIXED.size + nlen
-        if len(payload) < end:  # bytes after the name are fields of a later minor version
+        name = payload[_HEAD_V1.size : _HEAD_V1.size + nlen]
+        hdr = cls._build(w, h, mode, q, name, nlen, mhash, rows, version)
+        if (yh, yw, zh, zw) != (hdr.latent_height, hdr.latent_width, hdr.hyper_height,
+                                hdr.hyper_width):
+            raise CorruptFileError(
+                f"latent shapes {yh}x{yw} / {zh}x{zw} do not match a {w}x{h} image")
+        if not (1 <= m <= MAX_CHANNELS and 1 <= nz <= MAX_CHANNELS):
+            raise CorruptFileError("invalid latent channel counts in the header")
+        hdr.latent_channels, hdr.hyper_channels = m, nz
+        return hdr
+
+    @classmethod
+    def _build(cls, w, h, mode, q, name, nlen, mhash, rows, version) -> Header:
+        if len(name) < nlen:
             raise CorruptFileError("header chunk too short for its model name")
         try:
-            name = payload[_HEAD_FIXED.size:end].decode("utf-8")
+            text = bytes(name).decode("utf-8")
         except UnicodeDecodeError:
             raise CorruptFileError("model name in the header is not UTF-8") from None
         if mode >= len(MODES):
             raise CorruptFileError(f"unknown colour mode code {mode}")
-        hdr = cls(w, h, MODES[mode], float(q), name, bytes(mhash), m, yh, yw, nz, zh, zw, rows,
-                  version)
+        hdr = cls(w, h, MODES[mode], float(q), text, bytes(mhash), rows, version)
         hdr.validate()
         return hdr
 
@@ -116,19 +162,13 @@ class Header:
         check_pixels(self.width, self.height)
         if not MODEL_NAME_RE.match(self.model_name):
             raise CorruptFileError(f"invalid model name {self.model_name!r} in the header")
+        if len(self.model_hash) < HASH_LEN:
+            raise CorruptFileError(f"model hash of {len(self.model_hash)} bytes (needs {HASH_LEN})")
         if not (math.isfinite(self.quality) and 0.0 <= self.quality <= 100.0):
             raise CorruptFileError(f"invalid quality {self.quality} (must be 0..100)")
-        if not (1 <= self.latent_channels <= MAX_CHANNELS
-                and 1 <= self.hyper_channels <= MAX_CHANNELS):
-            raise CorruptFileError("invalid latent channel counts in the header")
-        yh, yw = latent_size(self.width, self.height)
-        if (self.latent_height, self.latent_width) != (yh, yw) or (
-                self.hyper_height, self.hyper_width) != (yh // 4, yw // 4):
-            raise CorruptFileError(
-                f"latent shapes {self.latent_height}x{self.latent_width} / {self.hyper_height}x"
-                f"{self.hyper_width} do not match a {self.width}x{self.height} image")
         if not 1 <= self.slice_rows <= self.latent_height:
-            raise CorruptFileError(f"invalid slice height {self.slice_rows}")
+            raise CorruptFileError(
+                f"invalid slice height {self.slice_rows} (must be 1..{self.latent_height})")
 
 
 def latent_size(width: int, height: int) -> tuple[int, int]:
@@ -145,6 +185,31 @@ def check_pixels(width: int, height: int) -> None:
             "pixels (PIL.Image.MAX_IMAGE_PIXELS); raise that limit if you trust this file")
 
 
+def _varint(n: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low group first, high bit set on all but the last."""
+    if not 0 <= n <= MAX_CHUNK:
+        raise ValueError(f"value {n} out of range for a varint (0..{MAX_CHUNK})")
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the varint at buf[pos]; at most 5 bytes, shortest form only."""
+    value = 0
+    for i in range(5):
+        b = buf[pos + i]  # IndexError on a truncated buffer: the caller names what was cut
+        value |= (b & 0x7F) << (7 * i)
+        if b < 0x80:
+            if (b == 0 and i > 0) or value > MAX_CHUNK:
+                raise CorruptFileError("damaged .aec file: invalid variable-length integer")
+            return value, pos + i + 1
+    raise CorruptFileError("damaged .aec file: invalid variable-length integer")
+
+
 @dataclass
 class AecFile:
     """A parsed .aec file: header, entropy-coded streams and optional chunks."""
@@ -157,6 +222,7 @@ class AecFile:
     skipped: list = field(default_factory=list)  # types of unknown optional chunks skipped
 
     def to_bytes(self) -> bytes:
+        """The file in the current format version (whatever version it was read from)."""
         h = self.header
         h.validate()
         if len(self.y_streams) != h.n_slices:
@@ -164,26 +230,27 @@ class AecFile:
         if (self.alpha is not None) != (h.mode in ALPHA_MODES):
             raise ValueError(f"mode {h.mode} needs {'an' if h.mode in ALPHA_MODES else 'no'} "
                              "alpha plane")
-        prefix = MAGIC + bytes(VERSION)
-        out = [prefix, _chunk(T_HEAD, h.to_bytes(), prefix)]
+        out = bytearray(MAGIC + bytes(VERSION))
+        _append_chunk(out, T_HEAD, h.to_bytes(), checked=True)
         for ctype, key in METADATA_TYPES.items():
             if self.metadata.get(key):
-                out.append(_chunk(ctype, bytes(self.metadata[key])))
+                _append_chunk(out, ctype, bytes(self.metadata[key]))
         if self.alpha is not None:
-            out.append(_chunk(T_ALPH, bytes([ALPHA_PNG]) + self.alpha))
-        out.append(_chunk(T_ZSTR, self.z_stream))
-        for i, s in enumerate(self.y_streams):
-            out.append(_chunk(T_YSTR, struct.pack("<I", i) + s))
-        out.append(_chunk(T_DONE, b""))
-        return b"".join(out)
+            _append_chunk(out, T_ALPH, bytes([ALPHA_PNG]) + self.alpha)
+        _append_chunk(out, T_ZSTR, self.z_stream)
+        for s in self.y_streams:
+            _append_chunk(out, T_YSTR, s)
+        _append_chunk(out, T_DONE, b"", checked=True)
+        return bytes(out)
 
 
-def _chunk(ctype: bytes, payload: bytes, crc_prefix: bytes = b"") -> bytes:
-    """A framed chunk; HEAD's CRC also covers the file prefix (magic and version)."""
-    if len(payload) > MAX_CHUNK:
+def _append_chunk(out: bytearray, ctype: bytes, payload: bytes, checked: bool = False) -> None:
+    """Append a chunk; a checked one (HEAD, DONE) ends in the CRC-32 of all bytes before it."""
+    if len(payload) + 4 * checked > MAX_CHUNK:
         raise ValueError(f"chunk {ctype.decode()} too large ({len(payload)} bytes)")
-    return (struct.pack("<I", len(payload)) + ctype + payload
-            + struct.pack("<I", zlib.crc32(crc_prefix + ctype + payload)))
+    out += _varint(len(payload) + 4 * checked) + ctype + payload
+    if checked:
+        out += struct.pack("<I", zlib.crc32(out))
 
 
 def _check_prefix(prefix: bytes) -> tuple:
@@ -194,10 +261,11 @@ def _check_prefix(prefix: bytes) -> tuple:
     if len(prefix) < PREFIX_LEN:
         raise CorruptFileError("truncated .aec file (ends inside the version)")
     major, minor = prefix[len(MAGIC)], prefix[len(MAGIC) + 1]
-    if major != VERSION[0]:
+    if major not in READ_MAJORS:
         raise UnsupportedVersionError(
-            f"this .aec file has format version {major}.{minor}; this aecodec reads version "
-            f"{VERSION[0]}.x: install a newer aecodec (pip install -U aecodec)")
+            f"this .aec file has format version {major}.{minor}; this aecodec reads versions "
+            f"{', '.join(f'{v}.x' for v in READ_MAJORS)}: install a newer aecodec "
+            "(pip install -U aecodec)")
     return (major, minor)
 
 
@@ -214,37 +282,101 @@ def _unknown(ctype: bytes, skipped: list) -> None:
     skipped.append(ctype.decode("ascii"))
 
 
-def parse(data: bytes) -> AecFile:
-    """Parse and integrity-check a whole .aec file; raises a FormatError subclass if invalid."""
-    data = memoryview(bytes(data)) if not isinstance(data, (bytes, bytearray)) else data
-    prefix = bytes(data[:PREFIX_LEN])
-    version = _check_prefix(prefix)
-    pos, n = PREFIX_LEN, len(data)
-    f: AecFile | None = None
-    z_seen = done = False
-    while pos < n:
-        if done:
-            raise CorruptFileError(f"{n - pos} unexpected bytes after the end of the .aec file")
-        if n - pos < 12:
-            raise CorruptFileError("truncated .aec file (ends inside a chunk header)")
-        length, ctype = struct.unpack_from("<I4s", data, pos)
+class _ChunkReader:
+    """The chunks of one file, read in order from a binary stream, framing and CRCs checked.
+
+    `remaining` bounds every claimed length before anything is read or allocated (None for a
+    stream of unknown size: header chunks are then capped at MAX_UNSIZED_CHUNK bytes)."""
+
+    def __init__(self, fp: BinaryIO, prefix: bytes, version: tuple, remaining: int | None):
+        self.fp, self.major, self.remaining = fp, version[0], remaining
+        self.prefix = prefix
+        self.crc = zlib.crc32(prefix)  # version 2: CRC-32 of every byte read so far
+        self.first = True
+
+    def _read(self, n: int) -> bytes:
+        b = self.fp.read(n)
+        if len(b) < n:
+            raise CorruptFileError("truncated .aec file")
+        self._account(b)
+        return b
+
+    def _account(self, b: bytes) -> None:
+        if self.remaining is not None:
+            self.remaining -= len(b)
+        if self.major >= 2:
+            self.crc = zlib.crc32(b, self.crc)
+
+    def next_head(self) -> tuple[bytes, int] | None:
+        """(type, payload length) of the next chunk, or None at the end of the file."""
+        raw = self.fp.read(1)
+        if not raw:
+            return None
+        self._account(raw)
+        if self.major == 1:
+            length, ctype = struct.unpack("<I4s", raw + self._read(7))
+        else:
+            while raw[-1] >= 0x80 and len(raw) < 5:
+                raw += self._read(1)
+            length = _get_varint(raw, 0)[0]
+            ctype = self._read(4)
         _check_type(ctype)
-        if length > n - pos - 12:
+        return ctype, length
+
+    def payload(self, ctype: bytes, length: int) -> bytes:
+        """Read the payload of the chunk whose head was just read, checking its CRC."""
+        overhead = 4 if self.major == 1 else 0  # version 1: the CRC after the payload
+        if self.remaining is not None and length + overhead > self.remaining:
             raise CorruptFileError(
                 f"truncated or damaged .aec file (chunk {ctype.decode()} claims {length} bytes, "
-                f"{max(n - pos - 12, 0)} remain)")
-        body = bytes(data[pos + 4 : pos + 8 + length])
-        (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
-        if zlib.crc32(body, zlib.crc32(prefix) if f is None else 0) != crc:
+                f"{max(self.remaining - overhead, 0)} remain)")
+        if self.remaining is None and length > MAX_UNSIZED_CHUNK:
+            raise CorruptFileError(f"chunk {ctype.decode()} too large to be a header chunk")
+        if self.major == 1:
+            body = self._read(length)
+            (crc,) = struct.unpack("<I", self._read(4))
+            check = zlib.crc32(ctype + body, zlib.crc32(self.prefix) if self.first else 0)
+            self.first = False
+            if check != crc:
+                raise CorruptFileError(
+                    f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
+            return body
+        before = self.crc
+        body = self._read(length)
+        if ctype not in (T_HEAD, T_DONE):
+            return body
+        if length < 4 or zlib.crc32(body[:-4], before) != struct.unpack("<I", body[-4:])[0]:
             raise CorruptFileError(
                 f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
-        payload = body[4:]
-        pos += 12 + length
-        if f is None:
-            if ctype != T_HEAD:
-                raise CorruptFileError("damaged .aec file: the first chunk is not HEAD")
-            f = AecFile(Header.from_bytes(payload, version))
-            continue
+        return body[:-4]
+
+
+def _open(fp: BinaryIO, remaining: int | None) -> _ChunkReader:
+    prefix = fp.read(PREFIX_LEN)
+    version = _check_prefix(prefix)
+    return _ChunkReader(fp, prefix, version,
+                        None if remaining is None else remaining - len(prefix))
+
+
+def _read_header_chunk(rd: _ChunkReader) -> AecFile:
+    head = rd.next_head()
+    if head is None:
+        raise CorruptFileError("truncated .aec file (no header)")
+    payload = rd.payload(*head)
+    if head[0] != T_HEAD:
+        raise CorruptFileError("damaged .aec file: the first chunk is not HEAD")
+    return AecFile(Header.from_bytes(payload, (rd.major, rd.prefix[-1])))
+
+
+def parse(data: bytes) -> AecFile:
+    """Parse and integrity-check a whole .aec file; raises a FormatError subclass if invalid."""
+    data = bytes(data)
+    rd = _open(io.BytesIO(data), len(data))
+    f = _read_header_chunk(rd)
+    z_seen = done = False
+    while not done and (head := rd.next_head()) is not None:
+        ctype, length = head
+        payload = rd.payload(ctype, length)
         if ctype == T_HEAD:
             raise CorruptFileError("damaged .aec file: two HEAD chunks")
         elif ctype == T_DONE:
@@ -254,27 +386,17 @@ def parse(data: bytes) -> AecFile:
                 raise CorruptFileError("damaged .aec file: two ZSTR chunks")
             f.z_stream, z_seen = payload, True
         elif ctype == T_YSTR:
-            if len(payload) < 4 or struct.unpack_from("<I", payload)[0] != len(f.y_streams):
-                raise CorruptFileError("damaged .aec file: Y slices out of order")
-            if len(f.y_streams) >= f.header.n_slices:
-                raise CorruptFileError("damaged .aec file: more Y slices than the header says")
-            f.y_streams.append(payload[4:])
+            _add_slice(f, payload, rd.major)
         elif ctype == T_ALPH:
-            if f.alpha is not None or f.header.mode not in ALPHA_MODES:
-                raise CorruptFileError("damaged .aec file: unexpected ALPH chunk")
-            if not payload or payload[0] != ALPHA_PNG:
-                raise UnsupportedVersionError(
-                    "this .aec file codes its alpha plane with an unknown method: install a "
-                    "newer aecodec (pip install -U aecodec)")
-            f.alpha = payload[1:]
+            _set_alpha(f, payload)
         elif ctype in METADATA_TYPES:
             f.metadata[METADATA_TYPES[ctype]] = payload
         else:
             _unknown(ctype, f.skipped)
-    if f is None:
-        raise CorruptFileError("truncated .aec file (no header)")
     if not done:
         raise CorruptFileError("truncated .aec file (the end chunk is missing)")
+    if rd.remaining:
+        raise CorruptFileError(f"{rd.remaining} unexpected bytes after the end of the .aec file")
     if not z_seen or len(f.y_streams) != f.header.n_slices:
         raise CorruptFileError(
             f"damaged .aec file: {len(f.y_streams)} of {f.header.n_slices} Y slices"
@@ -284,49 +406,45 @@ def parse(data: bytes) -> AecFile:
     return f
 
 
+def _add_slice(f: AecFile, payload: bytes, major: int) -> None:
+    if major == 1:  # version 1 numbers its slices
+        if len(payload) < 4 or struct.unpack_from("<I", payload)[0] != len(f.y_streams):
+            raise CorruptFileError("damaged .aec file: Y slices out of order")
+        payload = payload[4:]
+    if len(f.y_streams) >= f.header.n_slices:
+        raise CorruptFileError("damaged .aec file: more Y slices than the header says")
+    f.y_streams.append(payload)
+
+
+def _set_alpha(f: AecFile, payload: bytes) -> None:
+    if f.alpha is not None or f.header.mode not in ALPHA_MODES:
+        raise CorruptFileError("damaged .aec file: unexpected ALPH chunk")
+    if not payload or payload[0] != ALPHA_PNG:
+        raise UnsupportedVersionError(
+            "this .aec file codes its alpha plane with an unknown method: install a "
+            "newer aecodec (pip install -U aecodec)")
+    f.alpha = payload[1:]
+
+
 def read_header(fp: BinaryIO) -> AecFile:
     """Read only the header and the metadata chunks before the first stream (for Image.open).
 
-    Returns an AecFile without streams. The streams are checked later by parse()."""
-    prefix = fp.read(PREFIX_LEN)
-    version = _check_prefix(prefix)
-    remaining = _remaining(fp)
-    f: AecFile | None = None
-    while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            if f is None:
-                raise CorruptFileError("truncated .aec file (no header)")
-            return f
-        length, ctype = struct.unpack("<I4s", head)
-        _check_type(ctype)
-        if f is not None and ctype in (T_ZSTR, T_YSTR, T_ALPH, T_DONE):
+    Returns an AecFile without streams. HEAD's CRC is checked here; in a version-2 file the
+    metadata chunks are checked with the rest of the file by parse(), when the image is loaded."""
+    rd = _open(fp, _remaining(fp))
+    f = _read_header_chunk(rd)
+    while (head := rd.next_head()) is not None:
+        ctype, length = head
+        if ctype in STREAM_TYPES:
             return f  # the header part ends at the first stream
-        if remaining is not None and length + 12 > remaining:
-            raise CorruptFileError(
-                f"truncated or damaged .aec file (chunk {ctype.decode()} claims {length} bytes)")
-        if remaining is None and length > (1 << 26):
-            raise CorruptFileError(f"chunk {ctype.decode()} too large to be a header chunk")
-        payload = fp.read(length)
-        crc = fp.read(4)
-        if len(payload) < length or len(crc) < 4:
-            raise CorruptFileError("truncated .aec file")
-        if zlib.crc32(ctype + payload, zlib.crc32(prefix) if f is None else 0) != struct.unpack(
-                "<I", crc)[0]:
-            raise CorruptFileError(
-                f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
-        if remaining is not None:
-            remaining -= length + 12
-        if f is None:
-            if ctype != T_HEAD:
-                raise CorruptFileError("damaged .aec file: the first chunk is not HEAD")
-            f = AecFile(Header.from_bytes(payload, version))
-        elif ctype in METADATA_TYPES:
+        payload = rd.payload(ctype, length)
+        if ctype in METADATA_TYPES:
             f.metadata[METADATA_TYPES[ctype]] = payload
         elif ctype == T_HEAD:
             raise CorruptFileError("damaged .aec file: two HEAD chunks")
         else:
             _unknown(ctype, f.skipped)
+    return f
 
 
 def _remaining(fp: BinaryIO) -> int | None:

@@ -85,19 +85,24 @@ def available(extra=None) -> list[tuple[str, str, Path]]:
 
 
 def find(name: str | None = None, content_hash: str | None = None, extra=None) -> Path:
-    """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given."""
+    """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given.
+
+    `content_hash` is hex, whole or its first 16 digits or more (a version-2 .aec file records
+    the first 8 bytes)."""
     name = name or DEFAULT_MODEL
     if os.sep in name or (os.altsep and os.altsep in name) or Path(name).is_absolute():
         folder = Path(name)  # an explicit package folder
         if _read_manifest(folder) is None:
             raise ModelNotFoundError(f"{folder} is not a model package (no valid manifest.json)")
         return folder
+    if content_hash is not None and not (16 <= len(content_hash) <= 64):
+        raise ValueError(f"content_hash must be 16..64 hex digits, got {len(content_hash)}")
     found = []
     for d in search_path(extra):
         m = _read_manifest(d / name)
         if m is None:
             continue
-        if content_hash is None or m["content_hash"] == content_hash:
+        if content_hash is None or m["content_hash"].startswith(content_hash):
             return d / name
         found.append(m["content_hash"])
     where = ", ".join(str(d) for d in search_path(extra)) or "(no model folders found)"

@@ -217,10 +217,7 @@ def forged(data: bytes, **changes) -> bytes:
     for k, v in changes.items():
         setattr(f.header, k, v)
     if "width" in changes:
-        yh, yw = container.latent_size(f.header.width, f.header.height)
-        f.header.latent_height, f.header.latent_width = yh, yw
-        f.header.hyper_height, f.header.hyper_width = yh // 4, yw // 4
-        f.header.slice_rows = yh
+        f.header.slice_rows = f.header.latent_height
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         return f.to_bytes()

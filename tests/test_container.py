@@ -7,6 +7,7 @@ import io
 import os
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,11 +24,8 @@ from aecodec.errors import (
 
 
 def make_header(width=100, height=70, mode="RGB", rows=2, name="test-model") -> Header:
-    yh, yw = container.latent_size(width, height)
     return Header(width=width, height=height, mode=mode, quality=62.5, model_name=name,
-                  model_hash=bytes(range(32)), latent_channels=192, latent_height=yh,
-                  latent_width=yw, hyper_channels=128, hyper_height=yh // 4,
-                  hyper_width=yw // 4, slice_rows=rows)
+                  model_hash=bytes(range(container.HASH_LEN)), slice_rows=rows)
 
 
 def make_file(mode="RGB", **kw) -> AecFile:
@@ -39,26 +37,37 @@ def make_file(mode="RGB", **kw) -> AecFile:
 
 
 def chunks(data: bytes):
-    """(offset, length, type) of every chunk."""
+    """(offset, payload offset, payload length, type) of every chunk (version-2 framing)."""
     pos, out = container.PREFIX_LEN, []
     while pos < len(data):
-        length, ctype = struct.unpack_from("<I4s", data, pos)
-        out.append((pos, length, ctype))
-        pos += 12 + length
+        length, p = container._get_varint(data, pos)
+        out.append((pos, p + 4, length, data[p : p + 4]))
+        pos = p + 4 + length
     return out
 
 
+def split(data: bytes) -> list:
+    """[(type, payload)] of a version-2 file, HEAD's and DONE's CRCs removed."""
+    return [(t, data[p : p + n - 4 * (t in (b"HEAD", b"DONE"))]) for _, p, n, t in chunks(data)]
+
+
+def join(parts: list, version=container.VERSION) -> bytes:
+    """A version-2 file of these chunks, with valid CRCs (to forge files that only lie)."""
+    out = bytearray(container.MAGIC + bytes(version))
+    for t, payload in parts:
+        container._append_chunk(out, t, payload, checked=t in (b"HEAD", b"DONE"))
+    return bytes(out)
+
+
 def insert_chunk(data: bytes, ctype: bytes, payload: bytes, before: bytes = b"ZSTR") -> bytes:
-    pos = next(p for p, _, t in chunks(data) if t == before)
-    return data[:pos] + container._chunk(ctype, payload) + data[pos:]
+    parts = split(data)
+    i = next(i for i, (t, _) in enumerate(parts) if t == before)
+    return join(parts[:i] + [(ctype, payload)] + parts[i:])
 
 
 def with_header(data: bytes, header: Header) -> bytes:
-    """Replace the HEAD chunk (with a valid CRC), e.g. to forge dimensions."""
-    pos, length, _ = chunks(data)[0]
-    prefix = data[: container.PREFIX_LEN]
-    return prefix + container._chunk(b"HEAD", header.to_bytes(), prefix) + data[
-        pos + 12 + length:]
+    """Replace the HEAD chunk (CRCs valid), e.g. to forge dimensions."""
+    return join([(b"HEAD", header.to_bytes())] + split(data)[1:])
 
 
 @pytest.mark.parametrize("mode", container.MODES)
@@ -80,9 +89,9 @@ def test_slice_layout():
 
 def test_header_only_read_stops_before_the_streams():
     data = make_file("RGBA").to_bytes()
-    first_stream = next(p for p, _, t in chunks(data) if t == b"ALPH")
-    # Only the bytes up to the first stream chunk (+ its 8-byte header) are needed.
-    f = container.read_header(io.BytesIO(data[: first_stream + 8]))
+    first_stream = next(p for _, p, _, t in chunks(data) if t == b"ALPH")
+    # Only the bytes up to the first stream chunk's payload are needed.
+    f = container.read_header(io.BytesIO(data[:first_stream]))
     assert (f.header.width, f.header.height, f.header.mode) == (100, 70, "RGBA")
     assert f.metadata["icc_profile"] == b"icc" * 50 and f.metadata["xmp"] == b"<x:xmpmeta/>"
 
@@ -102,14 +111,25 @@ def test_unknown_critical_chunk_is_refused():
 
 def test_unknown_major_version_is_refused_newer_minor_accepted():
     data = bytearray(make_file().to_bytes())
-    data[len(container.MAGIC)] = 2
-    with pytest.raises(UnsupportedVersionError, match="version 2.0"):
+    data[len(container.MAGIC)] = 3
+    with pytest.raises(UnsupportedVersionError, match="version 3.0"):
         container.parse(bytes(data))
-    # A later minor version is readable (its HEAD CRC covers the new version bytes).
+    # A later minor version is readable, fields appended to HEAD included.
+    parts = split(make_file().to_bytes())
+    parts[0] = (b"HEAD", parts[0][1] + b"future field")
+    newer = container.parse(join(parts, version=(2, 7)))
+    assert newer.header.version == (2, 7) and newer.y_streams == make_file().y_streams
+
+
+def test_version_2_framing_is_small():
+    """Version 2 exists to cut the fixed cost of a file (docs/format.md, "Overhead")."""
     f = make_file()
-    prefix = container.MAGIC + bytes([1, 7])
-    newer = with_header(prefix + f.to_bytes()[container.PREFIX_LEN:], f.header)
-    assert container.parse(newer).header.version == (1, 7)
+    f.metadata = {}
+    data = f.to_bytes()
+    streams = len(f.z_stream) + sum(map(len, f.y_streams))
+    assert data[len(container.MAGIC):container.PREFIX_LEN] == bytes(container.VERSION) == b"\2\0"
+    # prefix 10, HEAD 5 + 28 fields + 4 CRC, ZSTR 5, 4 × YSTR 5, DONE 5 + 4 CRC.
+    assert len(data) - streams == 10 + 37 + 5 + 5 * f.header.n_slices + 9
 
 
 def test_metadata_is_optional_and_empty_values_are_not_written():
@@ -149,7 +169,7 @@ def test_every_single_bit_flip_is_detected():
 
 def test_header_only_read_detects_a_damaged_header():
     data = bytearray(make_file().to_bytes())
-    data[container.PREFIX_LEN + 9] ^= 4  # inside HEAD's payload
+    data[container.PREFIX_LEN + 9] ^= 4  # inside HEAD's payload (its quality)
     with pytest.raises(CorruptFileError, match="CRC"):
         container.read_header(io.BytesIO(bytes(data)))
 
@@ -173,8 +193,8 @@ def test_decompression_bomb_header_is_refused(monkeypatch):
 def test_inconsistent_headers_are_refused():
     data = make_file().to_bytes()
     h = make_header()
-    h.latent_height += 4
-    with pytest.raises(CorruptFileError, match="latent shapes"):
+    h.slice_rows = h.latent_height + 1
+    with pytest.raises(CorruptFileError, match="slice height"):
         container.parse(with_header(data, h))
     for bad_name in ("../../etc", "a/b", ".hidden", ""):
         h = make_header(name=bad_name)
@@ -184,43 +204,91 @@ def test_inconsistent_headers_are_refused():
     h.quality = float("nan")
     with pytest.raises(CorruptFileError, match="quality"):
         container.parse(with_header(data, h))
+    parts = split(data)
+    parts[0] = (b"HEAD", parts[0][1][:20])  # cut inside the model hash
+    with pytest.raises(CorruptFileError, match="too short"):
+        container.parse(join(parts))
 
 
 def test_huge_chunk_length_is_refused_before_allocation():
-    data = bytearray(make_file().to_bytes())
-    pos = next(p for p, _, t in chunks(bytes(data)) if t == b"ZSTR")
-    struct.pack_into("<I", data, pos, 0x7FFFFFF0)
-    with pytest.raises(CorruptFileError, match="claims"):
-        container.parse(bytes(data))
-    data = bytearray(make_file().to_bytes())
-    pos = next(p for p, _, t in chunks(bytes(data)) if t == b"iccp")
-    struct.pack_into("<I", data, pos, 0x7FFFFFF0)
-    with pytest.raises(CorruptFileError, match="claims"):
-        container.read_header(io.BytesIO(bytes(data)))
+    huge = container._varint(0x7FFFFFF0)
+    for ctype, read in ((b"ZSTR", container.parse),
+                        (b"iccp", lambda d: container.read_header(io.BytesIO(d)))):
+        data = make_file().to_bytes()
+        pos, p, _, _ = next(c for c in chunks(data) if c[3] == ctype)
+        with pytest.raises(CorruptFileError, match="claims"):
+            read(data[:pos] + huge + data[p - 4 :])
+
+
+@pytest.mark.parametrize("raw", [b"\x80\x00", b"\xff\xff\xff\xff\x7f", b"\x80" * 5])
+def test_overlong_or_oversized_varints_are_refused(raw):
+    with pytest.raises(CorruptFileError, match="variable-length"):
+        container._get_varint(raw, 0)
+
+
+def test_varint_round_trip():
+    for n in (0, 1, 127, 128, 300, 16383, 16384, 2**31 - 1):
+        raw = container._varint(n)
+        assert container._get_varint(raw + b"x", 0) == (n, len(raw))
+    with pytest.raises(ValueError, match="out of range"):
+        container._varint(2**31)
 
 
 def test_missing_or_extra_slices_are_refused():
     f = make_file()
-    data = f.to_bytes()
-    last = [p for p, _, t in chunks(data) if t == b"YSTR"][-1]
-    end = next(p for p, _, t in chunks(data) if t == b"DONE")
+    parts = split(f.to_bytes())
+    last = max(i for i, (t, _) in enumerate(parts) if t == b"YSTR")
     with pytest.raises(CorruptFileError, match="slices"):
-        container.parse(data[:last] + data[end:])
-    extra = data[:end] + container._chunk(b"YSTR", struct.pack("<I", f.header.n_slices)) + data[
-        end:]
+        container.parse(join(parts[:last] + parts[last + 1 :]))
     with pytest.raises(CorruptFileError, match="more Y slices"):
-        container.parse(extra)
+        container.parse(join(parts[:-1] + [(b"YSTR", b"extra")] + parts[-1:]))
 
 
 def test_alpha_modes_need_their_alpha_plane():
-    data = make_file("RGBA").to_bytes()
-    pos, length, _ = next(c for c in chunks(data) if c[2] == b"ALPH")
+    parts = [c for c in split(make_file("RGBA").to_bytes()) if c[0] != b"ALPH"]
     with pytest.raises(CorruptFileError, match="alpha"):
-        container.parse(data[:pos] + data[pos + 12 + length:])
+        container.parse(join(parts))
 
 
-def test_crc_is_standard_crc32():
+def test_crcs_are_standard_crc32_of_all_bytes_before_them():
     data = make_file().to_bytes()
-    pos, length, ctype = chunks(data)[1]
-    (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
-    assert crc == zlib.crc32(data[pos + 4 : pos + 8 + length])
+    for _, p, n, t in chunks(data):
+        if t in (b"HEAD", b"DONE"):
+            (crc,) = struct.unpack_from("<I", data, p + n - 4)
+            assert crc == zlib.crc32(data[: p + n - 4])
+    assert data.endswith(struct.pack("<I", zlib.crc32(data[:-4])))
+
+
+# ---- version 1 (written until aecodec 0.x; still read) ----------------------------------------
+
+GOLDEN_V1 = Path(__file__).resolve().parent / "data" / "golden.aec"
+
+
+def test_version_1_file_is_read():
+    f = container.parse(GOLDEN_V1.read_bytes())
+    h = f.header
+    assert h.version == (1, 0) and (h.width, h.height, h.mode) == (200, 120, "RGB")
+    assert (h.latent_channels, h.hyper_channels) == (8, 4) and len(h.model_hash) == 32
+    assert len(f.y_streams) == h.n_slices == 4
+    assert container.read_header(io.BytesIO(GOLDEN_V1.read_bytes())).header == h
+
+
+def test_version_1_file_rewritten_as_version_2_keeps_its_streams():
+    v1 = container.parse(GOLDEN_V1.read_bytes())
+    data = v1.to_bytes()
+    v2 = container.parse(data)
+    assert v2.header.version == container.VERSION and len(data) < len(GOLDEN_V1.read_bytes())
+    assert v2.header.model_hash == v1.header.model_hash[: container.HASH_LEN]
+    assert (v2.z_stream, v2.y_streams) == (v1.z_stream, v1.y_streams)
+
+
+def test_version_1_damage_is_detected():
+    data = GOLDEN_V1.read_bytes()
+    for pos in range(0, len(data), 13):
+        b = bytearray(data)
+        b[pos] ^= 0x20
+        with pytest.raises(FormatError):
+            container.parse(bytes(b))
+    for n in range(0, len(data), 97):
+        with pytest.raises(FormatError):
+            container.parse(data[:n])

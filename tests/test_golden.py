@@ -1,9 +1,10 @@
-"""Exact decoding (design §2): a committed .aec decodes to recorded latent symbols, everywhere.
+"""Exact decoding (design §2): committed .aec files decode to recorded latent symbols, everywhere.
 
-tests/data/golden.aec was written once by tests/data/make_golden.py with the tiny test model
-tests/data/models/golden-tiny (so retraining the shipped model does not touch it). Its latent
-symbols and the exact hyper-synthesis output are recorded in tests/data/golden.json; they must
-not depend on the machine, the instruction set, the thread count or onnxruntime.
+tests/data/golden.aec (format version 1) and golden-v2.aec (version 2, the one written now) were
+written by tests/data/make_golden.py with the tiny test model tests/data/models/golden-tiny (so
+retraining the shipped model does not touch them). Both hold the same latent symbols; those and
+the exact hyper-synthesis output are recorded in tests/data/golden.json; they must not depend on
+the machine, the instruction set, the thread count or onnxruntime.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import aecodec
 
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden.aec"
+GOLDEN_V2 = DATA / "golden-v2.aec"
 RECORD = json.loads((DATA / "golden.json").read_text())
 
 
@@ -43,12 +45,15 @@ def golden_codec(threads: int = 0) -> aecodec.Codec:
     return aecodec.Codec("golden-tiny", model_path=[DATA / "models"], threads=threads)
 
 
-def test_golden_file_is_the_recorded_one():
+def test_golden_files_are_the_recorded_ones():
     assert hashlib.sha256(GOLDEN.read_bytes()).hexdigest() == RECORD["sha256_of_file"]
+    assert hashlib.sha256(GOLDEN_V2.read_bytes()).hexdigest() == RECORD["sha256_of_v2_file"]
 
 
-def test_golden_symbols_match_the_record():
-    header, z_hat, s = golden_codec().decode_latents(GOLDEN)
+@pytest.mark.parametrize("path", [GOLDEN, GOLDEN_V2], ids=["v1", "v2"])
+def test_golden_symbols_match_the_record(path):
+    header, z_hat, s = golden_codec().decode_latents(path)
+    assert header.version[0] == (1 if path == GOLDEN else 2)
     assert header.n_slices == RECORD["slices"] > 1
     assert list(z_hat.shape) == RECORD["z_shape"] and list(s.shape) == RECORD["y_shape"]
     assert symbol_hash(z_hat, s) == RECORD["latent_symbol_sha256"]
@@ -89,6 +94,15 @@ def test_symbols_do_not_depend_on_instruction_set(tmp_path):
 def test_golden_decodes_to_an_image():
     im = golden_codec().decompress(GOLDEN)
     assert im.size == (200, 120) and im.mode == "RGB"
+    assert np.array_equal(np.asarray(im), np.asarray(golden_codec().decompress(GOLDEN_V2)))
+
+
+def test_version_2_writer_is_stable():
+    """The v2 bytes of the golden streams never change (a reader of them may be anywhere)."""
+    from aecodec import container
+
+    data = container.parse(GOLDEN_V2.read_bytes()).to_bytes()
+    assert data == GOLDEN_V2.read_bytes()
 
 
 def test_a_file_needs_the_model_that_wrote_it(monkeypatch):

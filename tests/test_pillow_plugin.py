@@ -53,8 +53,8 @@ def test_open_reads_the_header_only(aec_bytes, tmp_path):
 
 
 def test_open_needs_only_the_first_bytes(aec_bytes):
-    f = container.parse(aec_bytes)
-    head_len = len(aec_bytes) - len(f.z_stream) - sum(len(s) + 16 for s in f.y_streams) - 24
+    assert aec_bytes.count(b"ZSTR") == 1
+    head_len = aec_bytes.index(b"ZSTR") + 4  # up to the first stream chunk's type
     with Image.open(io.BytesIO(aec_bytes[:head_len])) as im:  # streams cut off
         assert im.size == (96, 64)
 
@@ -109,8 +109,6 @@ def test_bomb_is_refused_on_open(aec_bytes):
     f = container.parse(aec_bytes)
     h = f.header
     h.width = h.height = 100000
-    h.latent_height, h.latent_width = container.latent_size(100000, 100000)
-    h.hyper_height, h.hyper_width = h.latent_height // 4, h.latent_width // 4
     h.slice_rows = h.latent_height
     f.y_streams = f.y_streams[:1]
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None

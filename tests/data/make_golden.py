@@ -2,9 +2,11 @@
 
 Writes tests/data/models/golden-tiny/ (a tiny randomly initialised hyperprior exported as a model
 package, so the golden file does not change when the shipped model is retrained),
-tests/data/golden.aec (a 120×200 synthetic image coded with it, several Y slices) and
-tests/data/golden.json (SHA-256 of its decoded latent symbols). Only rerun this on purpose: the
-whole point of the golden file is that its symbols never change.
+tests/data/golden-v2.aec (a 120×200 synthetic image coded with it, several Y slices, in the
+current format) and tests/data/golden.json (SHA-256 of its decoded latent symbols). Only rerun this
+on purpose: the whole point of the golden files is that their symbols never change.
+tests/data/golden.aec holds the same image and symbols in format version 1 (written by this script
+before format 2; aecodec no longer writes version 1, so it cannot be regenerated — keep it).
 """
 
 from __future__ import annotations
@@ -90,10 +92,12 @@ def main() -> int:
     make_package(HERE / "models" / NAME)
     codec = aecodec.Codec(NAME, model_path=[HERE / "models"], slice_symbols=200)
     data = codec.compress(golden_image(), quality=90)
-    (HERE / "golden.aec").write_bytes(data)
+    (HERE / "golden-v2.aec").write_bytes(data)
     header, z_hat, s = codec.decode_latents(data)
     mu, index = codec._hyper_synthesis(codec._engine(), z_hat)
-    record = {"file": "golden.aec", "sha256_of_file": hashlib.sha256(data).hexdigest(),
+    v1 = (HERE / "golden.aec").read_bytes()
+    record = {"file": "golden.aec", "sha256_of_file": hashlib.sha256(v1).hexdigest(),
+              "v2_file": "golden-v2.aec", "sha256_of_v2_file": hashlib.sha256(data).hexdigest(),
               "latent_symbol_sha256": symbol_hash(z_hat, s),
               "hyper_synthesis_sha256": hyper_hash(mu, index), "slices": header.n_slices,
               "z_shape": list(z_hat.shape), "y_shape": list(s.shape),
