@@ -31,17 +31,18 @@ __version__ = "0.1.0"
 def compress(img, quality: float | None = None, *, bpp: float | None = None,
              psnr: float | None = None, device: str = "cpu", model: str | None = None,
              threads: int = 0, metadata: bool = True, icc_profile=None, exif=None,
-             xmp=None) -> bytes:
+             xmp=None, refine: int = 0) -> bytes:
     """Encode a PIL image, a uint8 numpy array (H×W, H×W×2/3/4) or an image path to .aec bytes.
 
     quality: 0–100, higher is better (default 75); or bpp: target bits per pixel (the highest
     quality whose file fits); or psnr: target PSNR in dB (the lowest quality that reaches it).
     device: "cpu" or "cuda" (needs onnxruntime-gpu). ICC/EXIF/XMP are kept unless
-    metadata=False; icc_profile/exif/xmp replace them. Uses a shared Codec per
-    (model, device, threads)."""
+    metadata=False; icc_profile/exif/xmp replace them. refine=N (needs torch): N gradient
+    steps fitting the latents to this image, for a better file from a much slower encoder
+    (README, "Refinement"). Uses a shared Codec per (model, device, threads)."""
     return shared(model, device, threads).compress(
         img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
-        exif=exif, xmp=xmp)
+        exif=exif, xmp=xmp, refine=refine)
 
 
 def decompress(data_or_path, *, device: str = "cpu", threads: int = 0):

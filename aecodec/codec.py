@@ -250,6 +250,7 @@ class Codec:
         self._pool: ThreadPoolExecutor | None = None
         self.last_timings: dict = {}
         self.last_stats: dict = {}
+        self.last_refine: dict = {}  # cost estimates of the last refinement (refine=N)
 
     # -- resources --
     def _engine(self, name: str | None = None, content_hash: str | None = None) -> _Engine:
@@ -291,18 +292,22 @@ class Codec:
     # -- encoding --
     def compress(self, img, quality: float | None = None, *, bpp: float | None = None,
                  psnr: float | None = None, metadata: bool = True, icc_profile=None,
-                 exif=None, xmp=None) -> bytes:
+                 exif=None, xmp=None, refine: int = 0) -> bytes:
         """Encode an image (PIL image, uint8 array or path) to .aec bytes.
 
         Give at most one of quality (0–100, higher is better, default 75), bpp (target bits per
         pixel of the whole file: the highest quality that fits) and psnr (target RGB PSNR in dB:
         the lowest quality that reaches it). metadata=False drops ICC/EXIF/XMP; icc_profile,
-        exif and xmp (bytes) replace the image's own."""
+        exif and xmp (bytes) replace the image's own. refine=N (needs torch) spends N gradient
+        steps per encoded quality fitting the latents to this image (aecodec.train.refine):
+        much slower encoding, a better file for the same decoder."""
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
             raise ValueError("give only one of quality, bpp and psnr")
         if quality is not None and not (isinstance(quality, (int, float))
                                         and 0 <= quality <= 100):
             raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}")
+        if not (isinstance(refine, int) and 0 <= refine <= 10000):
+            raise ValueError(f"refine must be an integer from 0 to 10000, got {refine!r}")
         for label, v in (("bpp", bpp), ("psnr", psnr)):
             if v is not None and not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"{label} must be a positive number, got {v!r}")
@@ -327,14 +332,21 @@ class Codec:
         timings["analysis"] = time.perf_counter() - t
         alpha = encode_alpha(p.alpha) if p.alpha is not None else None
 
+        last: dict = {}  # the latents of the last quality tried (a search may ask again)
+
+        def quantize(q: float) -> _Latents:
+            if q not in last:
+                last.clear()
+                last[q] = self._quantize(eng, y, q, timings, p.rgb if refine else None, refine)
+            return last[q]
+
         def encode_at(q: float) -> bytes:
-            lat = self._quantize(eng, y, q, timings)
-            return self._write(eng, lat, p, alpha, timings)
+            return self._write(eng, quantize(q), p, alpha, timings)
 
         if bpp is not None:
             data, q = self._search_bpp(encode_at, bpp * w * h / 8)
         elif psnr is not None:
-            data, q = self._search_psnr(eng, y, p, psnr, encode_at, timings)
+            data, q = self._search_psnr(eng, p, psnr, quantize, encode_at, timings)
         else:
             q = DEFAULT_QUALITY if quality is None else float(quality)
             data = encode_at(q)
@@ -344,13 +356,18 @@ class Codec:
                            "width": w, "height": h}
         return data
 
-    def _quantize(self, eng: _Engine, y: np.ndarray, quality: float, timings: dict) -> _Latents:
+    def _quantize(self, eng: _Engine, y: np.ndarray, quality: float, timings: dict,
+                  rgb: np.ndarray | None = None, refine: int = 0) -> _Latents:
         core, pkg = _core(), eng.package
         gain = pkg.gain(quality)
         yg = y * gain[:, None, None]
         t = time.perf_counter()
         z = eng.transforms.hyper_analysis(yg)
         timings["hyper_analysis"] += time.perf_counter() - t
+        if refine:
+            t = time.perf_counter()
+            yg, z = self._refine(eng, rgb, yg, z, quality, refine)
+            timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         z_hat = np.rint(np.clip(np.nan_to_num(z), -(2.0 ** 30), 2.0 ** 30)).astype(np.int32)
         mu, index = self._hyper_synthesis(eng, z_hat)
@@ -359,6 +376,19 @@ class Codec:
         s = core.quantize_residual(np.ascontiguousarray(yg), mu)
         timings["quantize"] += time.perf_counter() - t
         return _Latents(quality, gain, z_hat, s, mu, index)
+
+    def _refine(self, eng: _Engine, rgb, yg, z, quality: float, steps: int):
+        """Latents fitted to this image by gradient descent (torch; the decoder is unchanged)."""
+        try:
+            from .train.refine import refine_latents
+        except ImportError as e:
+            raise AecError("refine needs PyTorch: pip install 'aecodec[train]' "
+                           f"({e})") from None
+        pkg = eng.package
+        yg, z, stats = refine_latents(pkg.path, pkg.content_hash, rgb, yg, z, quality, steps,
+                                      self.threads)
+        self.last_refine = stats
+        return yg, z
 
     def _hyper_synthesis(self, eng: _Engine, z_hat: np.ndarray):
         hs = eng.package.hyper
@@ -407,12 +437,12 @@ class Codec:
                 hi = mid
         return lo_data, lo
 
-    def _search_psnr(self, eng, y, p: Prepared, target: float, encode_at, timings):
+    def _search_psnr(self, eng, p: Prepared, target: float, quantize, encode_at, timings):
         """Lowest quality whose reconstruction reaches target dB (bisection on quality)."""
         ref = p.rgb.astype(np.float32)
 
         def quality_psnr(q):
-            lat = self._quantize(eng, y, q, timings)
+            lat = quantize(q)
             t = time.perf_counter()
             rgb = self._synthesize(eng, lat.s, lat.mu, lat.gain, p.rgb.shape[0], p.rgb.shape[1])
             timings["synthesis"] += time.perf_counter() - t

@@ -2,7 +2,7 @@
 
 Image.open reads only the header (size, mode, ICC/EXIF/XMP in `info`); load() decodes;
 im.save("x.aec", quality=…) encodes (also bpp=…, psnr=…, icc_profile=, exif=, xmp=, model=,
-device=, threads=). Modes: see README ("Pillow") and docs/format.md.
+device=, threads=, refine=). Modes: see README ("Pillow") and docs/format.md.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     codec = shared_codec(info.get("model"), info.get("device", "cpu"), info.get("threads", 0))
     target = {k: info[k] for k in ("quality", "bpp", "psnr") if info.get(k) is not None}
     meta = {k: info[k] for k in ("icc_profile", "exif", "xmp") if info.get(k) is not None}
-    fp.write(codec.compress(im, **target, metadata=info.get("metadata", True), **meta))
+    fp.write(codec.compress(im, **target, metadata=info.get("metadata", True),
+                            refine=info.get("refine", 0), **meta))
 
 
 Image.register_open(FORMAT, AecImageFile, _accept)
