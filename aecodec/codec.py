@@ -386,7 +386,7 @@ class Codec:
                            f"({e})") from None
         pkg = eng.package
         yg, z, stats = refine_latents(pkg.path, pkg.content_hash, rgb, yg, z, quality, steps,
-                                      self.threads)
+                                      self.threads, self.device)
         self.last_refine = stats
         return yg, z
 

@@ -84,3 +84,14 @@ def test_refine_without_torch_says_what_to_install(codec, crop, monkeypatch):
     monkeypatch.setitem(sys.modules, "aecodec.train.refine", None)  # import fails
     with pytest.raises(aecodec.AecError, match=r"pip install 'aecodec\[train\]'"):
         codec.compress(crop, quality=50, refine=2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without")
+def test_refine_on_cuda_without_a_gpu_is_refused(codec, crop):
+    pkg = codec.package
+    y = np.zeros((pkg.latent_channels, 4, 8), np.float32)
+    z = np.zeros((pkg.hyper_channels, 1, 2), np.float32)
+    for device, msg in (("cuda", "CUDA build"), ("tpu", "device must be")):
+        with pytest.raises(ValueError, match=msg):
+            refine_mod.refine_latents(pkg.path, pkg.content_hash, crop, y, z, 50.0, 2,
+                                      device=device)

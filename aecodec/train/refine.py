@@ -27,19 +27,19 @@ MAX_PIXELS = 1 << 22  # g_s's backward pass holds ~1 KB of activations per pixel
 LR = 0.01  # Adam step on latents (whose quantization bin is 1)
 TAU_START, TAU_END = 0.5, 0.05  # SGA temperature, annealed exponentially over the steps
 
-_models: dict[tuple[str, str], HyperpriorCodec] = {}
+_models: dict[tuple[str, str, str], HyperpriorCodec] = {}
 _lock = threading.Lock()
 
 
-def _model(package: Path, content_hash: str) -> HyperpriorCodec:
-    """The package's torch model (from its fp16 training state), loaded once."""
-    key = (str(package), content_hash)
+def _model(package: Path, content_hash: str, device: str) -> HyperpriorCodec:
+    """The package's torch model (from its fp16 training state), loaded once per device."""
+    key = (str(package), content_hash, device)
     with _lock:
         if key not in _models:
             model, _ = load_model(package)
             for prm in model.parameters():
                 prm.requires_grad_(False)
-            _models[key] = model.eval()
+            _models[key] = model.eval().to(device)
         return _models[key]
 
 
@@ -69,49 +69,51 @@ def _cost(model: HyperpriorCodec, x: torch.Tensor, yg: torch.Tensor, z: torch.Te
 
 
 def refine_latents(package: Path, content_hash: str, rgb: np.ndarray, yg: np.ndarray,
-                   z: np.ndarray, quality: float, steps: int,
-                   threads: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+                   z: np.ndarray, quality: float, steps: int, threads: int = 0,
+                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray, dict]:
     """Refined (y·gain float32 [M,h,w], z float32 [Nz,h/4,w/4]) of one H×W×3 uint8 image, and
     the model's cost estimate before and after. Never returns latents the model rates worse
-    than the ones it was given."""
+    than the ones it was given. device: "cpu" or "cuda" (a CUDA build of torch)."""
     if not (isinstance(steps, int) and 1 <= steps <= 10000):
         raise ValueError(f"refine steps must be an integer from 1 to 10000, got {steps!r}")
     if rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
         raise ValueError(f"refine works on images of at most {MAX_PIXELS} pixels, this one has "
                          f"{rgb.shape[0] * rgb.shape[1]}: encode it without refine")
-    model = _model(package, content_hash)
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("refine on cuda needs a CUDA build of torch and a GPU; use cpu")
+    model = _model(package, content_hash, device)
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _descend(model, rgb, yg, z, quality, steps)
+        return _descend(model, rgb, yg, z, quality, steps, device)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _descend(model, rgb, yg, z, quality, steps):
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float() / 255
-    t = torch.full((1,), quality / 100 * (model.levels - 1))
+def _descend(model, rgb, yg, z, quality, steps, device):
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
+    x = x.float() / 255
+    t = torch.full((1,), quality / 100 * (model.levels - 1), device=device)
     gain = model.gain(t)[:, :, None, None]
     lam = float(model.lmbda(t)) * 255**2
-    y0 = torch.from_numpy(np.array(yg, dtype=np.float32))[None]
-    z0 = torch.from_numpy(np.array(z, dtype=np.float32))[None]
+    y0 = torch.from_numpy(np.array(yg, dtype=np.float32))[None].to(device)
+    z0 = torch.from_numpy(np.array(z, dtype=np.float32))[None].to(device)
     y_var, z_var = y0.clone().requires_grad_(True), z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([y_var, z_var], lr=LR)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)  # the same image, quality and steps give the same file
-    try:
+    with torch.random.fork_rng(devices=[] if device == "cpu" else None):
+        torch.manual_seed(0)  # the same image, quality and steps give the same file
         for i in range(steps):
             tau = TAU_START * (TAU_END / TAU_START) ** (i / max(steps - 1, 1))
             opt.zero_grad(set_to_none=True)
             _cost(model, x, y_var, z_var, gain, lam, tau).backward()
             opt.step()
-    finally:
-        torch.random.set_rng_state(generator_state)
     with torch.no_grad():
         before = float(_cost(model, x, y0, z0, gain, lam, None))
         after = float(_cost(model, x, y_var, z_var, gain, lam, None))
     stats = {"cost_before": before, "cost_after": after, "steps": steps}
     if not (math.isfinite(after) and after < before):
         return np.asarray(yg, np.float32), np.asarray(z, np.float32), stats
-    return y_var.detach()[0].numpy(), z_var.detach()[0].numpy(), stats
+    return y_var.detach()[0].cpu().numpy(), z_var.detach()[0].cpu().numpy(), stats
