@@ -8,6 +8,7 @@ one line on stderr, the batch goes on, and the exit code is 1 if anything failed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -262,13 +263,38 @@ def cmd_compress(args) -> int:
 
     def work(src, dst):
         data = read_source(src)
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data)) as im, _refine_bar(codec, args, src):
             im.load()
             out = codec.compress(im, **{k: v for k, v in target.items() if v is not None},
                                  metadata=not args.strip, refine=args.refine)
         write_atomic(dst, out, args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)
+
+
+@contextlib.contextmanager
+def _refine_bar(codec, args, src: str):
+    """A progress bar over the refinement steps of one file (they take seconds each)."""
+    if not args.refine or args.quiet:
+        yield
+        return
+    from tqdm import tqdm
+
+    name = "<stdin>" if src == STDIO else os.path.basename(src)
+    bar = tqdm(total=args.refine, unit="step", desc=f"refining {name}", leave=False,
+               file=sys.stderr, dynamic_ncols=True)
+
+    def step(done: int, total: int) -> None:
+        if done == 1:  # a new refinement (a bpp/psnr search runs several)
+            bar.reset(total=total)
+        bar.update(1)
+
+    codec.refine_progress = step
+    try:
+        yield
+    finally:
+        codec.refine_progress = None
+        bar.close()
 
 
 def _save_format(args, dst: str) -> str:

@@ -251,6 +251,7 @@ class Codec:
         self.last_timings: dict = {}
         self.last_stats: dict = {}
         self.last_refine: dict = {}  # cost estimates of the last refinement (refine=N)
+        self.refine_progress = None  # called as (steps done, steps) while refining (CLI bar)
 
     # -- resources --
     def _engine(self, name: str | None = None, content_hash: str | None = None) -> _Engine:
@@ -386,7 +387,7 @@ class Codec:
                            f"({e})") from None
         pkg = eng.package
         yg, z, stats = refine_latents(pkg.path, pkg.content_hash, rgb, yg, z, quality, steps,
-                                      self.threads, self.device)
+                                      self.threads, self.device, self.refine_progress)
         self.last_refine = stats
         return yg, z
 

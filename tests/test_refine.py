@@ -95,3 +95,13 @@ def test_refine_on_cuda_without_a_gpu_is_refused(codec, crop):
         with pytest.raises(ValueError, match=msg):
             refine_mod.refine_latents(pkg.path, pkg.content_hash, crop, y, z, 50.0, 2,
                                       device=device)
+
+
+def test_refine_reports_its_progress(codec, crop):
+    seen = []
+    codec.refine_progress = lambda done, total: seen.append((done, total))
+    try:
+        codec.compress(crop, quality=50, refine=3)
+    finally:
+        codec.refine_progress = None
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +71,13 @@ def _cost(model: HyperpriorCodec, x: torch.Tensor, yg: torch.Tensor, z: torch.Te
 
 def refine_latents(package: Path, content_hash: str, rgb: np.ndarray, yg: np.ndarray,
                    z: np.ndarray, quality: float, steps: int, threads: int = 0,
-                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray, dict]:
+                   device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Refined (y·gain float32 [M,h,w], z float32 [Nz,h/4,w/4]) of one H×W×3 uint8 image, and
     the model's cost estimate before and after. Never returns latents the model rates worse
-    than the ones it was given. device: "cpu" or "cuda" (a CUDA build of torch)."""
+    than the ones it was given. device: "cpu" or "cuda" (a CUDA build of torch); progress is
+    called as (steps done, steps) after each step."""
     if not (isinstance(steps, int) and 1 <= steps <= 10000):
         raise ValueError(f"refine steps must be an integer from 1 to 10000, got {steps!r}")
     if rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
@@ -88,12 +92,12 @@ def refine_latents(package: Path, content_hash: str, rgb: np.ndarray, yg: np.nda
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _descend(model, rgb, yg, z, quality, steps, device)
+        return _descend(model, rgb, yg, z, quality, steps, device, progress)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _descend(model, rgb, yg, z, quality, steps, device):
+def _descend(model, rgb, yg, z, quality, steps, device, progress):
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
     x = x.float() / 255
     t = torch.full((1,), quality / 100 * (model.levels - 1), device=device)
@@ -110,6 +114,8 @@ def _descend(model, rgb, yg, z, quality, steps, device):
             opt.zero_grad(set_to_none=True)
             _cost(model, x, y_var, z_var, gain, lam, tau).backward()
             opt.step()
+            if progress is not None:
+                progress(i + 1, steps)
     with torch.no_grad():
         before = float(_cost(model, x, y0, z0, gain, lam, None))
         after = float(_cost(model, x, y_var, z_var, gain, lam, None))
