@@ -289,7 +289,7 @@ class _ChunkReader:
     stream of unknown size: header chunks are then capped at MAX_UNSIZED_CHUNK bytes)."""
 
     def __init__(self, fp: BinaryIO, prefix: bytes, version: tuple, remaining: int | None):
-        self.fp, self.major, self.remaining = fp, version[0], remaining
+        self.fp, self.version, self.major, self.remaining = fp, version, version[0], remaining
         self.prefix = prefix
         self.crc = zlib.crc32(prefix)  # version 2: CRC-32 of every byte read so far
         self.first = True
@@ -337,18 +337,21 @@ class _ChunkReader:
             (crc,) = struct.unpack("<I", self._read(4))
             check = zlib.crc32(ctype + body, zlib.crc32(self.prefix) if self.first else 0)
             self.first = False
-            if check != crc:
-                raise CorruptFileError(
-                    f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
+            _check_crc(check == crc, ctype)
             return body
         before = self.crc
         body = self._read(length)
         if ctype not in (T_HEAD, T_DONE):
             return body
-        if length < 4 or zlib.crc32(body[:-4], before) != struct.unpack("<I", body[-4:])[0]:
-            raise CorruptFileError(
-                f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
+        _check_crc(length >= 4 and zlib.crc32(body[:-4], before) == struct.unpack(
+            "<I", body[-4:])[0], ctype)
         return body[:-4]
+
+
+def _check_crc(ok: bool, ctype: bytes) -> None:
+    if not ok:
+        raise CorruptFileError(
+            f"damaged .aec file: integrity check (CRC-32) failed in chunk {ctype.decode()}")
 
 
 def _open(fp: BinaryIO, remaining: int | None) -> _ChunkReader:
@@ -365,7 +368,7 @@ def _read_header_chunk(rd: _ChunkReader) -> AecFile:
     payload = rd.payload(*head)
     if head[0] != T_HEAD:
         raise CorruptFileError("damaged .aec file: the first chunk is not HEAD")
-    return AecFile(Header.from_bytes(payload, (rd.major, rd.prefix[-1])))
+    return AecFile(Header.from_bytes(payload, rd.version))
 
 
 def parse(data: bytes) -> AecFile:
