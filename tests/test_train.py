@@ -228,3 +228,19 @@ def test_compare_models_reads_run_folders_and_checkpoints(image_folder, tmp_path
     assert out.count("vs WebP") == 2 and "last.ckpt vs " in out
     with pytest.raises(SystemExit):
         compare.main([str(run), "--stride", "0"])
+
+
+def test_gpu_data_subset_covers_photos_and_datasets_first():
+    """A small GPU budget takes crop 0 of every photo, datasets interleaved, before any crop 1."""
+    from pathlib import Path
+
+    from aecodec.train.gpu_job import spread_order
+
+    names = [f"aa_{i}_c{k}.webp" for i in range(4) for k in range(2)] + [
+        f"bb_{i}_c0.webp" for i in range(2)] + ["odd.png"]
+    order = [p.name for p in spread_order([Path(n) for n in sorted(names)])]
+    assert sorted(order) == sorted(names)
+    firsts = order[:7]
+    assert all("_c1" not in n for n in firsts)  # every photo's first crop comes first
+    assert {n.split("_")[0] for n in order[:2]} == {"aa", "bb"}  # datasets take turns
+    assert order.index("bb_1_c0.webp") < order.index("aa_3_c0.webp")  # interleaved, not sorted

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .data import load_eval_images
+from .data import IMAGE_SUFFIXES, load_eval_images
 from .evaluate import estimate
 from .export import write_state
 from .train import TrainArgs, Trainer
@@ -24,15 +25,34 @@ from .train import TrainArgs, Trainer
 QUALITIES = (0, 25, 50, 75, 100)
 
 
+def spread_order(paths: list[Path]) -> list[Path]:
+    """Training files in an order that covers every source photo, and every dataset, early.
+
+    Crops are named `<dataset>_<photo>_c<k>.<ext>`: first crop 0 of every photo, then crop 1, …;
+    within a round the datasets take turns. Sorted order would spend a small budget on the first
+    dataset alone (bsds500 fills the first 22 MB of ../shared/data/train).
+    """
+    def key(p: Path) -> tuple[int, str, str]:
+        m = re.fullmatch(r"(.+)_c(\d+)", p.stem)
+        return (int(m.group(2)), m.group(1).split("_")[0], p.name) if m else (0, "", p.name)
+
+    groups: dict[tuple[int, str], list[Path]] = {}
+    for p in sorted(paths, key=key):
+        groups.setdefault(key(p)[:2], []).append(p)
+    # Within a round each dataset is spread evenly: item i of n sits at (i + 0.5) / n.
+    return [p for _, _, p in sorted(
+        (k, (i + 0.5) / len(g), p) for (k, _), g in groups.items() for i, p in enumerate(g))]
+
+
 def prepare(src: Path, kodak: Path, dest: Path, megabytes: float) -> int:
-    """Copy as many training files as fit in `megabytes` (in sorted order) and 4 Kodak images."""
+    """Copy as many training files as fit in `megabytes` (spread_order) and 4 Kodak images."""
     (dest / "train").mkdir(parents=True, exist_ok=True)
     (dest / "kodak").mkdir(parents=True, exist_ok=True)
     budget, n = megabytes * 1e6, 0
-    for p in sorted(src.glob("*.webp")) + sorted(src.glob("*.png")):
+    for p in spread_order([p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]):
         size = p.stat().st_size
         if size > budget:
-            break
+            continue
         shutil.copy2(p, dest / "train" / p.name)
         budget -= size
         n += 1
