@@ -328,16 +328,17 @@ class Codec:
         container.check_pixels(w, h)
         timings["prepare"] = time.perf_counter() - t0
 
-        t = time.perf_counter()
-        y = eng.transforms.analysis(p.rgb)
-        timings["analysis"] = time.perf_counter() - t
         alpha = encode_alpha(p.alpha) if p.alpha is not None else None
-
+        # g_a once, unless it is level-conditioned: then once per quality tried.
+        y_any = None if eng.package.encoder_scales(0) is not None else self._analysis(
+            eng, p.rgb, None, timings)
         last: dict = {}  # the latents of the last quality tried (a search may ask again)
 
         def quantize(q: float) -> _Latents:
             if q not in last:
                 last.clear()
+                y = y_any if y_any is not None else self._analysis(
+                    eng, p.rgb, eng.package.encoder_scales(q), timings)
                 last[q] = self._quantize(eng, y, q, timings, p.rgb if refine else None, refine)
             return last[q]
 
@@ -356,6 +357,12 @@ class Codec:
         self.last_stats = {"quality": q, "bytes": len(data), "bpp": len(data) * 8 / (w * h),
                            "width": w, "height": h}
         return data
+
+    def _analysis(self, eng: _Engine, rgb: np.ndarray, scales, timings: dict) -> np.ndarray:
+        t = time.perf_counter()
+        y = eng.transforms.analysis(rgb, scales)
+        timings["analysis"] += time.perf_counter() - t
+        return y
 
     def _quantize(self, eng: _Engine, y: np.ndarray, quality: float, timings: dict,
                   rgb: np.ndarray | None = None, refine: int = 0) -> _Latents:

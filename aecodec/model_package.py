@@ -27,6 +27,7 @@ TABLE_DTYPES = {
     "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
     "scale_log_thresholds": np.float32, "gains": np.float32,
 }
+OPTIONAL_TABLES = {"encoder_scales": np.float32}  # level-conditioned g_a (docs/model-package.md)
 HYPER_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
@@ -153,14 +154,24 @@ class ModelPackage:
 
     def gain(self, quality: float) -> np.ndarray:
         """Gain vector float32 [M] for a quality in [0, 100] (docs/model-package.md)."""
-        gains = self.tables["gains"].astype(np.float64)
-        k_max = gains.shape[0] - 1
-        if k_max == 0:
-            return gains[0].astype(np.float32)
-        t = min(max(float(quality), 0.0), 100.0) / 100.0 * k_max
-        k = min(int(np.floor(t)), k_max - 1)
-        f = t - k
-        return (gains[k] ** (1.0 - f) * gains[k + 1] ** f).astype(np.float32)
+        return _per_level(self.tables["gains"], quality)
+
+    def encoder_scales(self, quality: float) -> np.ndarray | None:
+        """g_a's channel scales float32 [3, N] at a quality, or None: g_a not level-conditioned."""
+        table = self.tables.get("encoder_scales")
+        return None if table is None else _per_level(table, quality)
+
+
+def _per_level(table: np.ndarray, quality: float) -> np.ndarray:
+    """A per-level table [levels, ...] at a quality: geometric interpolation between levels."""
+    table = table.astype(np.float64)
+    k_max = table.shape[0] - 1
+    if k_max == 0:
+        return table[0].astype(np.float32)
+    t = min(max(float(quality), 0.0), 100.0) / 100.0 * k_max
+    k = min(int(np.floor(t)), k_max - 1)
+    f = t - k
+    return (table[k] ** (1.0 - f) * table[k + 1] ** f).astype(np.float32)
 
 
 def _load_npz(path: Path) -> dict:
@@ -181,6 +192,11 @@ def _validate(pkg_path: Path, tables: dict, hyper: dict) -> None:
     w1, w3 = hyper["w1"], hyper["w3"]
     if m < 1 or w1.ndim != 4 or w1.shape[0] != nz or w3.ndim != 4 or w3.shape[0] != 2 * m:
         raise ModelPackageError(f"model package {pkg_path} has inconsistent shapes")
+    sc = tables.get("encoder_scales")
+    if sc is not None and (sc.ndim != 3 or sc.shape[:2] != (tables["gains"].shape[0], 3)
+                           or not np.all(np.isfinite(sc)) or not np.all(sc > 0)):
+        raise ModelPackageError(f"model package {pkg_path} has invalid encoder_scales "
+                                f"(need positive [levels, 3, N], got shape {sc.shape})")
 
 
 _cache: dict[tuple[str, str], ModelPackage] = {}
@@ -204,7 +220,8 @@ def load(name: str | None = None, content_hash: str | None = None, extra=None) -
         tables = _load_npz(folder / "tables.npz")
         hyper = _load_npz(folder / "hyper_synthesis.npz")
         _validate(folder, tables, hyper)
-        tables = {k: (np.ascontiguousarray(v, dtype=TABLE_DTYPES[k]) if k in TABLE_DTYPES else v)
+        dtypes = {**TABLE_DTYPES, **OPTIONAL_TABLES}
+        tables = {k: (np.ascontiguousarray(v, dtype=dtypes[k]) if k in dtypes else v)
                   for k, v in tables.items()}
         hyper = {k: np.ascontiguousarray(hyper[k], dtype=np.float32) for k in HYPER_KEYS}
         pkg = ModelPackage(folder, manifest, actual, tables, hyper)

@@ -87,13 +87,22 @@ class Transforms:
                         f"cannot load {self.package.onnx_path(stage)}: {e}") from e
             return self._sessions[stage]
 
-    def _run(self, stage: str, x: np.ndarray) -> np.ndarray:
+    def _run(self, stage: str, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
         sess = self.session(stage)
         name = sess.get_inputs()[0].name
-        return sess.run(None, {name: x[None]})[0][0]
+        return sess.run(None, {name: x[None], **(extra or {})})[0][0]
 
-    def analysis(self, img: np.ndarray) -> np.ndarray:
-        """g_a: H×W×3 uint8 → y float32 [M, h, w] (h, w = padded size / 16), tiled."""
+    def analysis(self, img: np.ndarray, scales: np.ndarray | None = None) -> np.ndarray:
+        """g_a: H×W×3 uint8 → y float32 [M, h, w] (h, w = padded size / 16), tiled.
+
+        scales: float32 [3, N], the level's channel scales of a level-conditioned g_a (the
+        package's encoder_scales(quality)); None for a g_a without them."""
+        wants = len(self.session("g_a").get_inputs()) > 1
+        if wants != (scales is not None):
+            raise ModelPackageError(
+                f"g_a of {self.package.path} {'needs' if wants else 'takes no'} level scales")
+        extra = {} if scales is None else {"scales": np.ascontiguousarray(
+            scales[None], dtype=np.float32)}
         px = pad(img)
         h, w = px.shape[0] // STRIDE, px.shape[1] // STRIDE
 
@@ -101,7 +110,7 @@ class Transforms:
             t = px[r0 * STRIDE : r1 * STRIDE, c0 * STRIDE : c1 * STRIDE]
             x = np.ascontiguousarray(t.transpose(2, 0, 1), dtype=np.float32)
             x *= np.float32(1 / 255)
-            return self._run("g_a", x)
+            return self._run("g_a", x, extra)
 
         return self._tiled(h, w, 1, run)
 

@@ -244,3 +244,53 @@ def test_gpu_data_subset_covers_photos_and_datasets_first():
     assert all("_c1" not in n for n in firsts)  # every photo's first crop comes first
     assert {n.split("_")[0] for n in order[:2]} == {"aa", "bb"}  # datasets take turns
     assert order.index("bb_1_c0.webp") < order.index("aa_3_c0.webp")  # interleaved, not sorted
+
+
+def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
+    """g_a with per-level scales: starts as the plain model, trains alone (--only), exports a
+    second ONNX input that the codec feeds per quality, and round-trips through a file."""
+    pytest.importorskip("onnx")
+    from aecodec.codec import Codec
+    from aecodec.model_package import load
+
+    torch.manual_seed(0)
+    plain = HyperpriorCodec(TINY).eval()
+    export_package(plain, tmp_path / "plain", "tiny", {"steps": 4, "history": []})
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
+                     crop=64, eval_minutes=0, threads=1, init=str(tmp_path / "plain"),
+                     encoder_scales=True, only=("g_a.log_scales",), lr=0.05)
+    tr = Trainer(args)
+    x = torch.rand(2, 3, 64, 64)
+    t = torch.tensor([0.5, 2.0])
+    with torch.no_grad():  # scales start at 1: the same function as the fp16 package state
+        start = tr.model.g_a(x, tr.model.encoder_scales(t))
+        np.testing.assert_allclose(start.numpy(), load_model(tmp_path / "plain")[0].g_a(x).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.run()
+    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"g_a.log_scales"}
+
+    model = tr.model.eval()
+    with torch.no_grad():
+        model.g_a.log_scales.normal_(0, 0.3)  # clearly level-dependent
+    cond = tmp_path / "pkgs" / "tiny-cond"
+    export_package(model, cond, "tiny-cond", {"steps": 7, "history": []})
+    pkg = load(str(cond))
+    for q in (0.0, 37.5, 100.0):
+        t = torch.full((1,), q / 100 * (model.levels - 1))
+        want = model.encoder_scales(t)[0].detach().numpy()
+        np.testing.assert_allclose(pkg.encoder_scales(q), want, rtol=1e-5)
+    codec = Codec(str(cond), model_path=[str(cond.parent)])
+    img = np.asarray(Image.open(next(image_folder.glob("*.png"))).convert("RGB"))[:64, :64]
+    y_lo = codec._engine().transforms.analysis(img, pkg.encoder_scales(0))
+    y_hi = codec._engine().transforms.analysis(img, pkg.encoder_scales(100))
+    with torch.no_grad():
+        xt = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
+        y_t = model.g_a(xt, model.encoder_scales(torch.full((1,), model.levels - 1.0)))[0]
+    np.testing.assert_allclose(y_hi, y_t.numpy(), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(y_lo, y_hi)
+    with pytest.raises(Exception, match="needs level scales"):
+        codec._engine().transforms.analysis(img)
+    data = codec.compress(img, quality=60)
+    assert np.asarray(codec.decompress(data)).shape == img.shape

@@ -15,7 +15,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", default=d.eval_data, help="folder of evaluation images (Kodak)")
     p.add_argument("--run-dir", default=d.run_dir, help="where the resumable state is kept")
     p.add_argument("--init", default=None,
-                   help="model package folder (or state.pt) to start from when the run is new")
+                   help="model package folder (or its state.pt), or another run's folder or "
+                        "last.ckpt (its EMA weights), to start from when the run is new")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=None, help="number of steps this session")
     p.add_argument("--batch", type=int, default=d.batch)
@@ -38,8 +39,21 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambdas", type=_lambdas, default=None,
                    help="comma-separated increasing λ of a new run's rate levels (default: the "
                         "--init package's or 0.0002…0.0932); from --init, gains are re-gridded")
+    p.add_argument("--encoder-scales", action="store_true",
+                   help="a new run (from --init) gets per-level channel scales in g_a, starting "
+                        "at 1 (networks.Analysis)")
+    p.add_argument("--only", type=_prefixes, default=None,
+                   help="train only the parameters whose names start with one of these "
+                        "comma-separated prefixes (e.g. g_a.log_scales); the rest stays fixed")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
     return p
+
+
+def _prefixes(text: str) -> tuple:
+    parts = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError(f"need at least one parameter-name prefix, got {text!r}")
+    return parts
 
 
 def _lambdas(text: str) -> tuple:

@@ -47,9 +47,13 @@ def content_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inp: str, out: str) -> None:
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inp: str, out: str,
+                 extra: dict[str, torch.Tensor] | None = None) -> None:
+    """One ONNX graph with a dynamic-size image-like input (and fixed-shape `extra` inputs)."""
+    extra = extra or {}
     torch.onnx.export(
-        module, (example,), str(path), input_names=[inp], output_names=[out],
+        module, (example, *extra.values()), str(path), input_names=[inp, *extra],
+        output_names=[out],
         dynamic_axes={inp: {2: "height", 3: "width"}, out: {2: "height", 3: "width"}},
         opset_version=17, dynamo=False, do_constant_folding=True,
     )
@@ -143,7 +147,9 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     cfg = model.cfg
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, cfg.M, 8, 8, generator=torch.Generator().manual_seed(1))
-    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y")
+    scales = model.encoder_scales(torch.zeros(1))  # level-conditioned g_a: a second input
+    extra = {} if scales is None else {"scales": scales.detach()}
+    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y", extra)
     _export_onnx(model.h_a, y, tmp / "h_a.onnx", "y", "z")
     _export_onnx(model.g_s, y, tmp / "g_s.onnx", "y_hat", "x_hat")
     write_npz(tmp / "hyper_synthesis.npz", hyper_synthesis_arrays(model))
@@ -158,6 +164,8 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "gains": torch.exp(model.log_gains).detach().float().numpy(),
         "lambdas": np.array(cfg.lambdas, dtype=np.float64),
     }
+    if cfg.encoder_scales:
+        tables["encoder_scales"] = torch.exp(model.g_a.log_scales).detach().float().numpy()
     write_npz(tmp / "tables.npz", tables)
 
     write_state(model, tmp / "state.pt", provenance)
@@ -166,7 +174,8 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "format": PACKAGE_FORMAT,
         "content_hash": content_hash(tmp),
         "architecture": {
-            "kind": "mean-scale hyperprior with gain units (Minnen 2018, Cui 2021)",
+            "kind": "mean-scale hyperprior with gain units (Minnen 2018, Cui 2021)"
+                    + (", level-conditioned g_a" if cfg.encoder_scales else ""),
             **cfg.to_dict(),
             "kmac_per_pixel": model_kmac_per_pixel(cfg),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -174,7 +183,9 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "entropy": {"precision": PRECISION, "gaussian_tables": N_SCALES,
                     "scale_range": [SCALE_MIN, SCALE_MAX]},
         "quality": {"range": [0, 100], "levels": len(cfg.lambdas),
-                    "mapping": "t = quality/100*(levels-1); gain = gains[k]^(1-f)*gains[k+1]^f"},
+                    "mapping": "t = quality/100*(levels-1); gain = gains[k]^(1-f)*gains[k+1]^f"
+                               + ("; g_a's scales likewise from encoder_scales"
+                                  if cfg.encoder_scales else "")},
         "provenance": provenance,
         "figures": figures or {},
     }

@@ -26,6 +26,7 @@ class Config:
     C1: int = 128
     C2: int = 192
     lambdas: tuple = field(default_factory=lambda: DEFAULT_LAMBDAS)
+    encoder_scales: bool = False  # g_a conditioned on the level (Analysis)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -34,19 +35,40 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        keys = {"N", "M", "Nz", "C1", "C2", "lambdas"}
+        keys = {"N", "M", "Nz", "C1", "C2", "lambdas", "encoder_scales"}
         d = {k: v for k, v in d.items() if k in keys}
         if "lambdas" in d:
             d["lambdas"] = tuple(d["lambdas"])
         return cls(**d)
 
 
-def analysis(cfg: Config) -> nn.Sequential:
-    """g_a: image → latent y, four stride-2 convs with GDN (×1/16)."""
-    n, m = cfg.N, cfg.M
-    return nn.Sequential(
-        conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
-    )
+class Analysis(nn.Sequential):
+    """g_a: image → latent y, four stride-2 convs with GDN (×1/16).
+
+    With cfg.encoder_scales, the channels after each GDN are multiplied by per-level scales
+    (`log_scales` [levels, 3, N], interpolated like the gains): one decoder serves every rate,
+    but the best latents for 0.1 bpp and for 1.3 bpp differ by more than a gain vector can say.
+    They start at 1, so a model gains them without changing what it computes.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        n, m = cfg.N, cfg.M
+        super().__init__(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+        if cfg.encoder_scales:
+            self.log_scales = nn.Parameter(torch.zeros(len(cfg.lambdas), 3, n))
+
+    def forward(self, x: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+        """y of x [B, 3, H, W]; scales [B, 3, N] (level-conditioned models only)."""
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if scales is not None and i in (1, 3, 5):
+                x = x * scales[:, i // 2, :, None, None]
+        return x
+
+
+def analysis(cfg: Config) -> Analysis:
+    """g_a (see Analysis)."""
+    return Analysis(cfg)
 
 
 def synthesis(cfg: Config) -> nn.Sequential:
@@ -138,6 +160,12 @@ class HyperpriorCodec(nn.Module):
         """Gain vectors [B, M] at continuous level positions t [B] (log-linear interpolation)."""
         return torch.exp(interpolate_levels(self.log_gains, t))
 
+    def encoder_scales(self, t: torch.Tensor) -> torch.Tensor | None:
+        """g_a's channel scales [B, 3, N] at level positions t, or None without them."""
+        if not self.cfg.encoder_scales:
+            return None
+        return torch.exp(interpolate_levels(self.g_a.log_scales, t))
+
     def lmbda(self, t: torch.Tensor) -> torch.Tensor:
         """λ at continuous level positions t (log-linear interpolation between levels)."""
         lam = torch.tensor(self.cfg.lambdas, dtype=torch.float32, device=t.device).log()
@@ -156,7 +184,7 @@ class HyperpriorCodec(nn.Module):
             raise ValueError(f"rate_quant must be 'noise' or 'ste', not {rate_quant!r}")
         noisy = noisy and rate_quant == "noise"
         gain = self.gain(t)[:, :, None, None]
-        y = self.g_a(x) * gain
+        y = self.g_a(x, self.encoder_scales(t)) * gain
         z = self.h_a(y)
         z_hat = ste_round(z)
         z_rate_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noisy else z_hat

@@ -55,14 +55,19 @@ class TrainArgs:
     level_balance: bool = True  # weight each sample by 1 / running loss of its level
     config: dict | None = None  # architecture of a new run (default: Config())
     lambdas: tuple | None = None  # rate levels of a new run (from --init: its gains re-gridded)
+    encoder_scales: bool = False  # a new run gets level-conditioned g_a (networks.Analysis)
+    only: tuple | None = None  # train only parameters whose names start with one of these
 
 
 def load_state_file(path: str | Path) -> tuple[Config, dict, dict]:
-    """(config, state_dict, provenance) from a package folder or its state.pt."""
+    """(config, state_dict, provenance) from a package folder, its state.pt, or a run's
+    last.ckpt (its EMA weights, in full precision)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "state.pt"
+        path = path / ("last.ckpt" if (path / "last.ckpt").exists() else "state.pt")
     blob = torch.load(path, map_location="cpu", weights_only=False)
+    if "ema" in blob:
+        return Config.from_dict(blob["config"]), blob["ema"], blob.get("provenance", {})
     state = {k: v.float() for k, v in blob["state_dict"].items()}
     return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
 
@@ -90,14 +95,21 @@ class Trainer:
                 self.provenance = {**self.provenance, **prov}
             if args.lambdas and tuple(args.lambdas) != tuple(cfg.lambdas):
                 if init_state is not None:
-                    init_state["log_gains"] = regrid_log_gains(
-                        init_state["log_gains"], cfg.lambdas, tuple(args.lambdas))
+                    for key in ("log_gains", "g_a.log_scales"):
+                        if key in init_state:
+                            init_state[key] = regrid_log_gains(
+                                init_state[key], cfg.lambdas, tuple(args.lambdas))
                 cfg = replace(cfg, lambdas=tuple(args.lambdas))
+            if args.encoder_scales:
+                cfg = replace(cfg, encoder_scales=True)
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
-            self.model.load_state_dict(init_state)
+            missing, unexpected = self.model.load_state_dict(init_state, strict=False)
+            if unexpected or set(missing) - {"g_a.log_scales"}:  # only new scales start fresh
+                raise ValueError(f"--init {args.init} does not fit this architecture: missing "
+                                 f"{missing}, unexpected {unexpected}")
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+        self.opt = torch.optim.Adam(self._trainable(), lr=args.lr)
         self.data = CropDataset(args.data, args.crop, limit=args.data_limit, seed=args.seed)
         if args.device != "cpu":
             self.data.to_device(args.device)
@@ -111,6 +123,19 @@ class Trainer:
             self._resume(blob)
         self.step_fn = torch.compile(self.model) if args.compile else self.model
         self._stop = False
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        """The parameters this run trains (--only: names with one of the given prefixes)."""
+        named = list(self.model.named_parameters())
+        if not self.args.only:
+            return [p for _, p in named]
+        keep = [p for n, p in named if n.startswith(tuple(self.args.only))]
+        if not keep:
+            raise ValueError(f"--only {','.join(self.args.only)} matches no parameter; names "
+                             f"start with {sorted({n.split('.')[0] for n, _ in named})}")
+        for n, p in named:
+            p.requires_grad_(n.startswith(tuple(self.args.only)))
+        return keep
 
     # -- state ------------------------------------------------------------------------------
     def _resume(self, blob: dict) -> None:
@@ -162,7 +187,7 @@ class Trainer:
         objective = (per_sample * self._level_weights(t, per_sample.detach())).mean()
         self.opt.zero_grad(set_to_none=True)
         objective.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], 1.0)
         self.opt.step()
         self._update_ema()
         return {"loss": loss.item(), "bpp": out["bpp"].mean().item(), "mse": mse.mean().item()}
