@@ -18,7 +18,7 @@ from torch import nn
 
 from ..cdf_tables import gaussian_family, pmf_to_cdf
 from .entropy_models import SCALE_MAX, SCALE_MIN
-from .networks import Config, HyperpriorCodec, model_kmac_per_pixel
+from .networks import HyperpriorCodec, model_kmac_per_pixel
 
 PACKAGE_FORMAT = 1
 PRECISION = 16
@@ -112,17 +112,9 @@ def hyper_synthesis_arrays(model: HyperpriorCodec) -> dict[str, np.ndarray]:
 
 def load_model(source: str | Path, use_ema: bool = True) -> tuple[HyperpriorCodec, dict]:
     """A model from a training checkpoint (its EMA weights), a package folder or a state.pt."""
-    source = Path(source)
-    if source.is_dir() and (source / "last.ckpt").exists():
-        source = source / "last.ckpt"
-    if source.suffix == ".ckpt":
-        blob = torch.load(source, map_location="cpu", weights_only=False)
-        model = HyperpriorCodec(Config.from_dict(blob["config"]))
-        model.load_state_dict(blob["ema" if use_ema else "model"])
-        return model.eval(), blob["provenance"]
     from .train import load_state_file
 
-    cfg, state, prov = load_state_file(source)
+    cfg, state, prov = load_state_file(source, use_ema)
     model = HyperpriorCodec(cfg)
     model.load_state_dict(state)
     return model.eval(), prov

@@ -66,11 +66,6 @@ class Analysis(nn.Sequential):
         return x
 
 
-def analysis(cfg: Config) -> Analysis:
-    """g_a (see Analysis)."""
-    return Analysis(cfg)
-
-
 def synthesis(cfg: Config) -> nn.Sequential:
     """g_s: latent ŷ → image, four stride-2 transposed convs with IGDN (×16)."""
     n, m = cfg.N, cfg.M
@@ -140,7 +135,7 @@ class HyperpriorCodec(nn.Module):
         super().__init__()
         self.cfg = cfg or Config()
         c = self.cfg
-        self.g_a = analysis(c)
+        self.g_a = Analysis(c)
         self.g_s = synthesis(c)
         self.h_a = hyper_analysis(c)
         self.h_s = hyper_synthesis(c)

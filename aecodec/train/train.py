@@ -59,15 +59,16 @@ class TrainArgs:
     only: tuple | None = None  # train only parameters whose names start with one of these
 
 
-def load_state_file(path: str | Path) -> tuple[Config, dict, dict]:
+def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
     """(config, state_dict, provenance) from a package folder, its state.pt, or a run's
-    last.ckpt (its EMA weights, in full precision)."""
+    folder or last.ckpt (its EMA weights, or the raw ones if not use_ema, in full precision)."""
     path = Path(path)
     if path.is_dir():
         path = path / ("last.ckpt" if (path / "last.ckpt").exists() else "state.pt")
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if "ema" in blob:
-        return Config.from_dict(blob["config"]), blob["ema"], blob.get("provenance", {})
+        state = blob["ema" if use_ema else "model"]
+        return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
     state = {k: v.float() for k, v in blob["state_dict"].items()}
     return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
 
