@@ -294,3 +294,16 @@ def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
         codec._engine().transforms.analysis(img)
     data = codec.compress(img, quality=60)
     assert np.asarray(codec.decompress(data)).shape == img.shape
+
+
+def test_cosine_lr_follows_the_step_budget(image_folder, tmp_path):
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=10, batch=1,
+                     crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), lr=1e-3,
+                     lr_final=1e-5)
+    tr = Trainer(args)
+    assert tr._lr(0.0, None) == pytest.approx(1e-3)
+    tr.session_steps = 5
+    assert tr._lr(0.0, None) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert tr._lr(50.0, 60.0) < 0.5 * (1e-3 + 1e-5)  # the budget further along wins
+    tr.session_steps = 10
+    assert tr._lr(0.0, None) == pytest.approx(1e-5)

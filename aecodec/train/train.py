@@ -41,7 +41,7 @@ class TrainArgs:
     batch: int = 3  # per pixel 1.38× faster than batch 4 at 256² on 2 cores (training.md)
     crop: int = 256  # whole training crops: at 128² the hyper-latent is all padding (training.md)
     lr: float = 5e-4
-    lr_final: float | None = None  # cosine decay to this over the budget, when given
+    lr_final: float | None = None  # cosine decay to this over --minutes or --steps
     ema: float = 0.999
     eval_minutes: float = 20.0
     eval_images: int = 4
@@ -168,10 +168,15 @@ class Trainer:
 
     # -- loop -------------------------------------------------------------------------------
     def _lr(self, elapsed: float, budget: float | None) -> float:
+        """The cosine schedule's lr at this point of the session: the fraction of the wall-clock
+        budget or of the step count spent, whichever is further along."""
         a = self.args
-        if a.lr_final is None or not budget:
+        fracs = [elapsed / budget] if budget else []
+        if a.steps:
+            fracs.append(self.session_steps / a.steps)
+        if a.lr_final is None or not fracs:
             return a.lr
-        frac = min(1.0, elapsed / budget)
+        frac = min(1.0, max(fracs))
         return a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac))
 
     def step(self, lr: float) -> dict:
