@@ -296,14 +296,55 @@ def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
     assert np.asarray(codec.decompress(data)).shape == img.shape
 
 
-def test_cosine_lr_follows_the_step_budget(image_folder, tmp_path):
+def test_cosine_lr_and_sga_temperature_follow_the_budget(image_folder, tmp_path):
     args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=10, batch=1,
                      crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), lr=1e-3,
-                     lr_final=1e-5)
+                     lr_final=1e-5, sga=(0.5, 0.05))
     tr = Trainer(args)
-    assert tr._lr(0.0, None) == pytest.approx(1e-3)
+    assert tr._lr(tr._progress(0.0, None)) == pytest.approx(1e-3)
+    assert tr._tau(tr._progress(0.0, None)) == pytest.approx(0.5)
     tr.session_steps = 5
-    assert tr._lr(0.0, None) == pytest.approx(0.5 * (1e-3 + 1e-5))
-    assert tr._lr(50.0, 60.0) < 0.5 * (1e-3 + 1e-5)  # the budget further along wins
+    half = tr._progress(0.0, None)
+    assert tr._lr(half) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert tr._tau(half) == pytest.approx((0.5 * 0.05) ** 0.5)  # exponential: geometric mean
+    assert tr._progress(50.0, 60.0) > half  # the budget further along wins
     tr.session_steps = 10
-    assert tr._lr(0.0, None) == pytest.approx(1e-5)
+    assert tr._lr(tr._progress(0.0, None)) == pytest.approx(1e-5)
+    assert tr._tau(tr._progress(0.0, None)) == pytest.approx(0.05)
+
+
+def test_sga_training_rounds_stochastically_and_trains_the_encoder(image_folder, tmp_path):
+    """With --sga the residual is rounded to a mix of floor and ceil (integers as tau → 0);
+    evaluation keeps plain rounding; `--only g_a` with it changes only g_a."""
+    torch.manual_seed(0)
+    model = HyperpriorCodec(TINY)
+    x, t = torch.rand(1, 3, 64, 64), torch.tensor([3.0])
+    model.eval()
+    with torch.no_grad():
+        plain = model(x, t, noisy=False, rate_quant="ste")["bpp"]
+        assert torch.equal(model(x, t, noisy=False, rate_quant="ste", sga_tau=0.5)["bpp"], plain)
+    model.train()
+    with torch.no_grad():  # near-zero temperature: as good as rounding
+        cold = model(x, t, rate_quant="ste", sga_tau=1e-4)["bpp"]
+        warm = model(x, t, rate_quant="ste", sga_tau=1.0)["bpp"]
+    assert cold.item() == pytest.approx(plain.item(), rel=1e-3)
+    assert warm.item() != pytest.approx(plain.item(), rel=1e-3)
+
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
+                     crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), lr=1e-2,
+                     only=("g_a",), sga=(0.5, 0.1), rate_quant="ste")
+    tr = Trainer(args)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.run()
+    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("g_a.") for n in changed)
+
+
+def test_sga_option_is_checked(capsys):
+    from aecodec.train.cli import train_parser
+
+    assert train_parser().parse_args(["--sga", "0.5,0.1"]).sga == (0.5, 0.1)
+    for bad in ("0.1,0.5", "0,0", "0.5", "a,b"):
+        with pytest.raises(SystemExit):
+            train_parser().parse_args(["--sga", bad])
+    assert "START,END" in capsys.readouterr().err

@@ -45,6 +45,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_prefixes, default=None,
                    help="train only the parameters whose names start with one of these "
                         "comma-separated prefixes (e.g. g_a.log_scales); the rest stays fixed")
+    p.add_argument("--sga", type=_temperatures, default=None, metavar="START,END",
+                   help="round the latents by stochastic Gumbel annealing (Yang et al. 2020) at a "
+                        "temperature annealed from START to END over the session, instead of "
+                        "straight-through (e.g. 0.5,0.1 with --only g_a)")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
     return p
 
@@ -54,6 +58,17 @@ def _prefixes(text: str) -> tuple:
     if not parts:
         raise argparse.ArgumentTypeError(f"need at least one parameter-name prefix, got {text!r}")
     return parts
+
+
+def _temperatures(text: str) -> tuple:
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need START,END temperatures, got {text!r}") from None
+    if not (0 < end <= start <= 10):
+        raise argparse.ArgumentTypeError(
+            f"need 0 < END <= START <= 10 (annealed downwards), got {text!r}")
+    return start, end
 
 
 def _lambdas(text: str) -> tuple:

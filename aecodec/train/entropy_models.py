@@ -18,6 +18,18 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def sga_round(x: torch.Tensor, tau: float) -> torch.Tensor:
+    """A relaxed, stochastic rounding of x: floor or ceil, Gumbel-softmax weighted (Yang 2020).
+
+    As tau → 0 it becomes hard rounding; its gradient, unlike the straight-through one, sees
+    which integer each value would go to."""
+    lo = torch.floor(x)
+    frac = (x - lo).clamp(1e-4, 1 - 1e-4)
+    logits = torch.stack([-torch.atanh(frac), -torch.atanh(1 - frac)]) / tau
+    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp_min(1e-12)))
+    return lo + torch.softmax(logits + gumbel, dim=0)[1]
+
+
 class FactorizedDensity(nn.Module):
     """Per-channel non-parametric density of Ballé et al. 2018 (appendix 6.1), via its CDF."""
 

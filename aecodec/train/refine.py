@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .entropy_models import GaussianConditional, ste_round
+from .entropy_models import GaussianConditional, sga_round, ste_round
 from .export import load_model
 from .networks import HyperpriorCodec
 
@@ -42,18 +42,6 @@ def _model(package: Path, content_hash: str, device: str) -> HyperpriorCodec:
                 prm.requires_grad_(False)
             _models[key] = model.eval().to(device)
         return _models[key]
-
-
-def sga_round(x: torch.Tensor, tau: float) -> torch.Tensor:
-    """A relaxed, stochastic rounding of x: floor or ceil, Gumbel-softmax weighted (Yang 2020).
-
-    As tau → 0 it becomes hard rounding; its gradient, unlike the straight-through one, sees
-    which integer each value would go to."""
-    lo = torch.floor(x)
-    frac = (x - lo).clamp(1e-4, 1 - 1e-4)
-    logits = torch.stack([-torch.atanh(frac), -torch.atanh(1 - frac)]) / tau
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp_min(1e-12)))
-    return lo + torch.softmax(logits + gumbel, dim=0)[1]
 
 
 def _cost(model: HyperpriorCodec, x: torch.Tensor, yg: torch.Tensor, z: torch.Tensor,

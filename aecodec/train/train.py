@@ -57,6 +57,7 @@ class TrainArgs:
     lambdas: tuple | None = None  # rate levels of a new run (from --init: its gains re-gridded)
     encoder_scales: bool = False  # a new run gets level-conditioned g_a (networks.Analysis)
     only: tuple | None = None  # train only parameters whose names start with one of these
+    sga: tuple | None = None  # (start, end) SGA temperature of the residual's rounding, or None
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
@@ -167,26 +168,36 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     # -- loop -------------------------------------------------------------------------------
-    def _lr(self, elapsed: float, budget: float | None) -> float:
-        """The cosine schedule's lr at this point of the session: the fraction of the wall-clock
-        budget or of the step count spent, whichever is further along."""
-        a = self.args
+    def _progress(self, elapsed: float, budget: float | None) -> float | None:
+        """How far this session is, 0 … 1: the fraction of the wall-clock budget or of the step
+        count spent, whichever is further along (None without either)."""
         fracs = [elapsed / budget] if budget else []
-        if a.steps:
-            fracs.append(self.session_steps / a.steps)
-        if a.lr_final is None or not fracs:
+        if self.args.steps:
+            fracs.append(self.session_steps / self.args.steps)
+        return min(1.0, max(fracs)) if fracs else None
+
+    def _lr(self, frac: float | None) -> float:
+        """The cosine schedule's lr (a constant --lr without --lr-final)."""
+        a = self.args
+        if a.lr_final is None or frac is None:
             return a.lr
-        frac = min(1.0, max(fracs))
         return a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac))
 
-    def step(self, lr: float) -> dict:
+    def _tau(self, frac: float | None) -> float | None:
+        """SGA temperature (--sga START,END), annealed exponentially over the session."""
+        if self.args.sga is None:
+            return None
+        start, end = self.args.sga
+        return start * (end / start) ** (frac or 0.0)
+
+    def step(self, lr: float, sga_tau: float | None = None) -> dict:
         """One optimisation step on a random batch at random continuous rate levels."""
         a, m = self.args, self.model
         for g in self.opt.param_groups:
             g["lr"] = lr
         x = self.data.batch_tensor(a.batch, a.device)
         t = torch.rand(a.batch, device=a.device) * (m.levels - 1)
-        out = self.step_fn(x, t, rate_quant=a.rate_quant)
+        out = self.step_fn(x, t, rate_quant=a.rate_quant, sga_tau=sga_tau)
         mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
         per_sample = out["bpp"] + m.lmbda(t) * 255**2 * mse
         loss = per_sample.mean()
@@ -255,7 +266,8 @@ class Trainer:
                     break
                 if budget and now - start >= budget:
                     break
-                r = self.step(self._lr(now - start, budget))
+                frac = self._progress(now - start, budget)
+                r = self.step(self._lr(frac), self._tau(frac))
                 self.provenance["steps"] += 1
                 self.session_steps += 1
                 smooth = r if smooth is None else {k: 0.98 * smooth[k] + 0.02 * r[k] for k in r}
