@@ -90,9 +90,12 @@ def model_block(manifest: dict) -> str:
     par = fig.get("parity")
     if par:
         worst = max(abs(r["ratio"] - 1) for r in par["rows"])
+        streams = max(abs(r["ratio_streams"] - 1) for r in par["rows"])
         lines += ["", f"Rate parity: the coded files are within {100 * worst:.1f} % of the "
-                  f"model's estimated rate ({len(par['images'])} Kodak images, qualities "
-                  f"{', '.join(str(r['quality']) for r in par['rows'])})."]
+                  f"model's estimated rate, their entropy-coded streams within "
+                  f"{100 * streams:.1f} % ({len(par['images'])} Kodak images, qualities "
+                  f"{', '.join(str(r['quality']) for r in par['rows'])}; the difference is the "
+                  "file's fixed framing, docs/format.md \"Overhead\")."]
     return "\n".join(lines)
 
 
