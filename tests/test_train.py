@@ -194,14 +194,20 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
         assert abs(r["ratio"] - 1) < 0.03, r
 
 
-def test_lambdas_option_is_checked(capsys):
+@pytest.mark.parametrize("option, good, parsed, bads, message", [
+    ("--lambdas", "0.001,0.01", (0.001, 0.01), ("0.01,0.001", "0.01", "a,b", "0,0.1"),
+     "increasing"),
+    ("--sga", "0.5,0.1", (0.5, 0.1), ("0.1,0.5", "0,0", "0.5", "a,b"), "START,END"),
+])
+def test_list_options_are_checked(capsys, option, good, parsed, bads, message):
     from aecodec.train.cli import train_parser
 
-    assert train_parser().parse_args(["--lambdas", "0.001,0.01"]).lambdas == (0.001, 0.01)
-    for bad in ("0.01,0.001", "0.01", "a,b", "0,0.1"):
+    dest = option.lstrip("-")
+    assert getattr(train_parser().parse_args([option, good]), dest) == parsed
+    for bad in bads:
         with pytest.raises(SystemExit):
-            train_parser().parse_args(["--lambdas", bad])
-    assert "increasing" in capsys.readouterr().err
+            train_parser().parse_args([option, bad])
+    assert message in capsys.readouterr().err
 
 
 def test_compare_models_reads_run_folders_and_checkpoints(image_folder, tmp_path, capsys):
@@ -338,13 +344,3 @@ def test_sga_training_rounds_stochastically_and_trains_the_encoder(image_folder,
     tr.run()
     changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith("g_a.") for n in changed)
-
-
-def test_sga_option_is_checked(capsys):
-    from aecodec.train.cli import train_parser
-
-    assert train_parser().parse_args(["--sga", "0.5,0.1"]).sga == (0.5, 0.1)
-    for bad in ("0.1,0.5", "0,0", "0.5", "a,b"):
-        with pytest.raises(SystemExit):
-            train_parser().parse_args(["--sga", bad])
-    assert "START,END" in capsys.readouterr().err

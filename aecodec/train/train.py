@@ -67,10 +67,10 @@ def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dic
     if path.is_dir():
         path = path / ("last.ckpt" if (path / "last.ckpt").exists() else "state.pt")
     blob = torch.load(path, map_location="cpu", weights_only=False)
-    if "ema" in blob:
+    if "ema" in blob:  # a run's checkpoint: full precision
         state = blob["ema" if use_ema else "model"]
-        return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
-    state = {k: v.float() for k, v in blob["state_dict"].items()}
+    else:  # a package's fp16 state
+        state = {k: v.float() for k, v in blob["state_dict"].items()}
     return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
 
 
