@@ -198,11 +198,12 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     ("--lambdas", "0.001,0.01", (0.001, 0.01), ("0.01,0.001", "0.01", "a,b", "0,0.1"),
      "increasing"),
     ("--sga", "0.5,0.1", (0.5, 0.1), ("0.1,0.5", "0,0", "0.5", "a,b"), "START,END"),
+    ("--level-power", "0.6", 0.6, ("0", "11", "a"), "0.1 <= P <= 10"),
 ])
 def test_list_options_are_checked(capsys, option, good, parsed, bads, message):
     from aecodec.train.cli import train_parser
 
-    dest = option.lstrip("-")
+    dest = option.lstrip("-").replace("-", "_")
     assert getattr(train_parser().parse_args([option, good]), dest) == parsed
     for bad in bads:
         with pytest.raises(SystemExit):
@@ -317,6 +318,21 @@ def test_cosine_lr_and_sga_temperature_follow_the_budget(image_folder, tmp_path)
     tr.session_steps = 10
     assert tr._lr(tr._progress(0.0, None)) == pytest.approx(1e-5)
     assert tr._tau(tr._progress(0.0, None)) == pytest.approx(0.05)
+
+
+def test_level_power_draws_high_rates_more_often(image_folder, tmp_path):
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), batch=1, crop=64,
+                     eval_minutes=0, threads=1, config=TINY.to_dict())
+    tr = Trainer(args)
+    top = tr.model.levels - 1
+    torch.manual_seed(0)
+    uniform = tr._draw_levels(20000)
+    tr.args.level_power = 0.5
+    skewed = tr._draw_levels(20000)
+    for t in (uniform, skewed):
+        assert t.min() >= 0 and t.max() <= top
+    assert uniform.mean().item() == pytest.approx(top / 2, rel=0.03)
+    assert skewed.mean().item() == pytest.approx(top * 2 / 3, rel=0.03)  # E[u^0.5] = 2/3
 
 
 def test_sga_training_rounds_stochastically_and_trains_the_encoder(image_folder, tmp_path):

@@ -49,6 +49,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="round the latents by stochastic Gumbel annealing (Yang et al. 2020) at a "
                         "temperature annealed from START to END over the session, instead of "
                         "straight-through (e.g. 0.5,0.1 with --only g_a)")
+    p.add_argument("--level-power", type=_level_power, default=d.level_power, metavar="P",
+                   help="draw each sample's level position as (levels − 1)·u^P, u uniform: "
+                        "P < 1 trains the high rates more often (default 1: uniform)")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
     return p
 
@@ -69,6 +72,16 @@ def _temperatures(text: str) -> tuple:
         raise argparse.ArgumentTypeError(
             f"need 0 < END <= START <= 10 (annealed downwards), got {text!r}")
     return start, end
+
+
+def _level_power(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"need 0.1 <= P <= 10, got {text!r}")
+    return value
 
 
 def _lambdas(text: str) -> tuple:

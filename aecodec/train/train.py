@@ -58,6 +58,7 @@ class TrainArgs:
     encoder_scales: bool = False  # a new run gets level-conditioned g_a (networks.Analysis)
     only: tuple | None = None  # train only parameters whose names start with one of these
     sga: tuple | None = None  # (start, end) SGA temperature of the residual's rounding, or None
+    level_power: float = 1.0  # level positions drawn as (L − 1)·u^P: P < 1 favours high rates
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
@@ -196,7 +197,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         x = self.data.batch_tensor(a.batch, a.device)
-        t = torch.rand(a.batch, device=a.device) * (m.levels - 1)
+        t = self._draw_levels(a.batch)
         out = self.step_fn(x, t, rate_quant=a.rate_quant, sga_tau=sga_tau)
         mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
         per_sample = out["bpp"] + m.lmbda(t) * 255**2 * mse
@@ -208,6 +209,11 @@ class Trainer:
         self.opt.step()
         self._update_ema()
         return {"loss": loss.item(), "bpp": out["bpp"].mean().item(), "mse": mse.mean().item()}
+
+    def _draw_levels(self, size: int) -> torch.Tensor:
+        """Continuous level positions in [0, levels − 1]: uniform, or skewed up by --level-power."""
+        u = torch.rand(size, device=self.args.device)
+        return u ** self.args.level_power * (self.model.levels - 1)
 
     @torch.no_grad()
     def _level_weights(self, t: torch.Tensor, per_sample: torch.Tensor) -> torch.Tensor:
