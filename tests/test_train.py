@@ -200,7 +200,7 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     ("--sga", "0.5,0.1", (0.5, 0.1), ("0.1,0.5", "0,0", "0.5", "a,b"), "START,END"),
     ("--level-power", "0.6", 0.6, ("0", "11", "a"), "0.1 <= P <= 10"),
 ])
-def test_list_options_are_checked(capsys, option, good, parsed, bads, message):
+def test_train_options_are_checked(capsys, option, good, parsed, bads, message):
     from aecodec.train.cli import train_parser
 
     dest = option.lstrip("-").replace("-", "_")
