@@ -168,6 +168,7 @@ def test_gpu_job_runs_on_cpu_from_a_package(image_folder, tmp_path):
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 2 and len(report["estimate_after"]) == 5
+    assert report["sga"] == [0.05, 0.03] and report["level_power"] == 0.6  # the CPU recipe's
     model, prov = load_model(out / "state.pt")
     assert prov["steps"] == 7 and model.cfg.M == TINY.M
 
@@ -360,3 +361,26 @@ def test_sga_training_rounds_stochastically_and_trains_the_encoder(image_folder,
     tr.run()
     changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith("g_a.") for n in changed)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_crops_come_in_all_eight_orientations(tmp_path, on_device):
+    from aecodec.train.data import CropDataset
+
+    img = np.arange(6 * 6 * 3, dtype=np.uint8).reshape(6, 6, 3)  # every pixel distinct
+    Image.fromarray(img).save(tmp_path / "one.png")
+    ds = CropDataset(tmp_path, crop=6, seed=1)
+    chw = img.transpose(2, 0, 1)
+    orientations = {
+        np.ascontiguousarray(o).tobytes()
+        for k in range(4)
+        for o in (np.rot90(chw, k, axes=(1, 2)), np.rot90(chw, k, axes=(1, 2))[:, ::-1])
+    }
+    assert len(orientations) == 8
+    if on_device:
+        ds.to_device("cpu")
+        crops = (ds.batch_tensor(200, "cpu") * 255).round().to(torch.uint8).numpy()
+    else:
+        crops = ds.batch(200)
+    seen = {np.ascontiguousarray(c).tobytes() for c in crops}
+    assert seen == orientations  # nothing else, and every one of them drawn

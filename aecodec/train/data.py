@@ -1,4 +1,5 @@
-"""Training data: every image of a folder held in memory, served as random flipped crops."""
+"""Training data: every image of a folder held in memory, served as random crops in any of
+the eight orientations (flips and transposes: natural photos have no preferred one at 256²)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 class CropDataset:
-    """Decoded RGB images kept as uint8 arrays; `batch()` draws random crops with flips."""
+    """Decoded RGB images kept as uint8 arrays; `batch()` draws randomly oriented random crops."""
 
     def __init__(self, folder: str | Path, crop: int, limit: int | None = None, seed: int = 0):
         paths = list_images(folder)[:limit]
@@ -38,7 +39,7 @@ class CropDataset:
         return len(self.images)
 
     def batch(self, size: int) -> np.ndarray:
-        """uint8 array [size, 3, crop, crop] of random crops, randomly flipped."""
+        """uint8 array [size, 3, crop, crop] of random crops, randomly flipped and transposed."""
         out = np.empty((size, 3, self.crop, self.crop), dtype=np.uint8)
         for i in range(size):
             img = self.images[self.rng.integers(len(self.images))]
@@ -49,7 +50,8 @@ class CropDataset:
                 c = c[:, ::-1]
             if self.rng.random() < 0.5:
                 c = c[::-1]
-            out[i] = c.transpose(2, 0, 1)
+            # crops are square, so a transpose keeps the shape; with the flips it gives all 8
+            out[i] = c.transpose(2, 1, 0) if self.rng.random() < 0.5 else c.transpose(2, 0, 1)
         return out
 
     def to_device(self, device: str) -> None:
@@ -72,12 +74,13 @@ class CropDataset:
         idx = torch.from_numpy(self.rng.integers(n, size=size))
         ys = self.rng.integers(h - self.crop + 1, size=size)
         xs = self.rng.integers(w - self.crop + 1, size=size)
-        flips = self.rng.random((size, 2)) < 0.5
+        flips = self.rng.random((size, 3)) < 0.5
         out = []
         for i in range(size):
             c = imgs[idx[i], :, ys[i] : ys[i] + self.crop, xs[i] : xs[i] + self.crop]
             dims = [d for d, f in zip((2, 1), flips[i]) if f]
-            out.append(torch.flip(c, dims) if dims else c)
+            c = torch.flip(c, dims) if dims else c
+            out.append(c.transpose(1, 2) if flips[i, 2] else c)
         return torch.stack(out).float().div_(255)
 
     def state(self) -> dict:

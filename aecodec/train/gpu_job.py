@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .cli import _level_power, _temperatures
 from .data import IMAGE_SUFFIXES, load_eval_images
 from .evaluate import estimate
 from .export import write_state
@@ -69,8 +70,9 @@ def train(args: argparse.Namespace) -> dict:
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     targs = TrainArgs(data=args.data, eval_data=args.eval_data, run_dir=args.run_dir,
                       init=args.init, minutes=args.minutes, steps=args.steps, batch=args.batch,
-                      crop=args.crop, lr=args.lr, lr_final=args.lr_final, eval_minutes=0,
-                      save_minutes=1e9, device=device, rate_quant="ste")
+                      crop=args.crop, lr=args.lr, lr_final=args.lr_final, ema=args.ema,
+                      eval_minutes=0, save_minutes=1e9, device=device, rate_quant="ste",
+                      sga=args.sga, level_power=args.level_power)
     tr = Trainer(targs)
     images = load_eval_images(args.eval_data, 4)
     before = estimate(tr.ema, images, QUALITIES, device) if images else []
@@ -81,6 +83,7 @@ def train(args: argparse.Namespace) -> dict:
     report = {"device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
               "steps": tr.session_steps, "seconds": round(time.time() - t0, 1),
               "steps_per_s": round(tr.session_steps / max(tr.session_seconds, 1e-9), 2),
+              "sga": list(args.sga) if args.sga else None, "level_power": args.level_power,
               "estimate_before": before, "estimate_after": after}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
@@ -108,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--crop", type=int, default=256)
     pt.add_argument("--lr", type=float, default=1e-4)
     pt.add_argument("--lr-final", type=float, default=2e-5)
+    # the shipped model's last CPU runs (training.md): SGA rounding, high rates drawn more often
+    pt.add_argument("--sga", type=_temperatures, default=(0.05, 0.03), metavar="START,END")
+    pt.add_argument("--level-power", type=_level_power, default=0.6, metavar="P")
+    pt.add_argument("--ema", type=float, default=0.995)
     pt.add_argument("--cpu", action="store_true", help="force the CPU (for testing here)")
     args = p.parse_args(argv)
     if args.cmd == "prepare":
