@@ -45,11 +45,11 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_prefixes, default=None,
                    help="train only the parameters whose names start with one of these "
                         "comma-separated prefixes (e.g. g_a.log_scales); the rest stays fixed")
-    p.add_argument("--sga", type=_temperatures, default=None, metavar="START,END",
+    p.add_argument("--sga", type=sga_temperatures, default=None, metavar="START,END",
                    help="round the latents by stochastic Gumbel annealing (Yang et al. 2020) at a "
                         "temperature annealed from START to END over the session, instead of "
                         "straight-through (e.g. 0.5,0.1 with --only g_a)")
-    p.add_argument("--level-power", type=_level_power, default=d.level_power, metavar="P",
+    p.add_argument("--level-power", type=level_power_value, default=d.level_power, metavar="P",
                    help="draw each sample's level position as (levels − 1)·u^P, u uniform: "
                         "P < 1 trains the high rates more often (default 1: uniform)")
     p.add_argument("--data-limit", type=int, default=None, help="use only the first N images")
@@ -63,7 +63,8 @@ def _prefixes(text: str) -> tuple:
     return parts
 
 
-def _temperatures(text: str) -> tuple:
+def sga_temperatures(text: str) -> tuple:
+    """argparse type of --sga: "START,END" with 0 < END <= START <= 10 (also used by gpu_job)."""
     try:
         start, end = (float(v) for v in text.split(","))
     except ValueError:
@@ -74,7 +75,8 @@ def _temperatures(text: str) -> tuple:
     return start, end
 
 
-def _level_power(text: str) -> float:
+def level_power_value(text: str) -> float:
+    """argparse type of --level-power: a number in [0.1, 10] (also used by gpu_job)."""
     try:
         value = float(text)
     except ValueError:

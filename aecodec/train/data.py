@@ -74,13 +74,13 @@ class CropDataset:
         idx = torch.from_numpy(self.rng.integers(n, size=size))
         ys = self.rng.integers(h - self.crop + 1, size=size)
         xs = self.rng.integers(w - self.crop + 1, size=size)
-        flips = self.rng.random((size, 3)) < 0.5
+        orient = self.rng.random((size, 3)) < 0.5  # flip rows, flip columns, transpose
         out = []
         for i in range(size):
             c = imgs[idx[i], :, ys[i] : ys[i] + self.crop, xs[i] : xs[i] + self.crop]
-            dims = [d for d, f in zip((2, 1), flips[i]) if f]
+            dims = [d for d, f in zip((2, 1), orient[i, :2]) if f]
             c = torch.flip(c, dims) if dims else c
-            out.append(c.transpose(1, 2) if flips[i, 2] else c)
+            out.append(c.transpose(1, 2) if orient[i, 2] else c)
         return torch.stack(out).float().div_(255)
 
     def state(self) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import _level_power, _temperatures
+from .cli import level_power_value, sga_temperatures
 from .data import IMAGE_SUFFIXES, load_eval_images
 from .evaluate import estimate
 from .export import write_state
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--lr", type=float, default=1e-4)
     pt.add_argument("--lr-final", type=float, default=2e-5)
     # the shipped model's last CPU runs (training.md): SGA rounding, high rates drawn more often
-    pt.add_argument("--sga", type=_temperatures, default=(0.05, 0.03), metavar="START,END")
-    pt.add_argument("--level-power", type=_level_power, default=0.6, metavar="P")
+    pt.add_argument("--sga", type=sga_temperatures, default=(0.05, 0.03), metavar="START,END")
+    pt.add_argument("--level-power", type=level_power_value, default=0.6, metavar="P")
     pt.add_argument("--ema", type=float, default=0.995)
     pt.add_argument("--cpu", action="store_true", help="force the CPU (for testing here)")
     args = p.parse_args(argv)
