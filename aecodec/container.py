@@ -271,7 +271,7 @@ def _check_prefix(prefix: bytes) -> tuple:
 
 def _check_type(ctype: bytes) -> None:
     if not all(65 <= c <= 90 or 97 <= c <= 122 or 48 <= c <= 57 or c == 95 for c in ctype):
-        raise CorruptFileError(f"invalid chunk type {ctype!r}")
+        raise CorruptFileError(f"damaged .aec file: invalid chunk type {ctype!r}")
 
 
 def _unknown(ctype: bytes, skipped: list) -> None:
