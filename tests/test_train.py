@@ -200,6 +200,7 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
      "increasing"),
     ("--sga", "0.5,0.1", (0.5, 0.1), ("0.1,0.5", "0,0", "0.5", "a,b"), "START,END"),
     ("--level-power", "0.6", 0.6, ("0", "11", "a"), "0.1 <= P <= 10"),
+    ("--latent-channels", "320", 320, ("4", "2000", "3.5"), "8 <= M <= 1024"),
 ])
 def test_train_options_are_checked(capsys, option, good, parsed, bads, message):
     from aecodec.train.cli import train_parser
@@ -384,3 +385,32 @@ def test_crops_come_in_all_eight_orientations(tmp_path, on_device):
         crops = ds.batch(200)
     seen = {np.ascontiguousarray(c).tobytes() for c in crops}
     assert seen == orientations  # nothing else, and every one of them drawn
+
+
+def test_widened_latent_computes_the_same_and_its_new_channels_learn(image_folder, tmp_path):
+    """--latent-channels from --init adds channels that leave bits and image unchanged, and the
+    straight-through gradient reaches g_a's new rows through g_s's new inputs."""
+    torch.manual_seed(0)
+    small = HyperpriorCodec(TINY).eval()
+    pkg = tmp_path / "pkg.pt"
+    torch.save({"state_dict": small.state_dict(), "config": TINY.to_dict()}, pkg)
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=2, batch=2,
+                     crop=64, eval_minutes=0, threads=1, init=str(pkg), latent_channels=20,
+                     rate_quant="ste", lr=1e-3)
+    tr = Trainer(args)
+    wide = tr.model.eval()
+    assert wide.cfg.M == 20 and wide.log_gains.shape == (len(TINY.lambdas), 20)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for t in (0.0, len(TINY.lambdas) - 1.0):
+            a = small(x, torch.tensor([t]), noisy=False, rate_quant="ste")
+            b = wide(x, torch.tensor([t]), noisy=False, rate_quant="ste")
+            assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+            assert b["bpp"].item() == pytest.approx(a["bpp"].item(), rel=1e-3)
+    new_rows = wide.g_a[-1].weight[TINY.M:].detach().clone()
+    wide.train()
+    tr.run()
+    assert not torch.equal(tr.model.g_a[-1].weight[TINY.M:], new_rows)
+    with pytest.raises(ValueError, match="must grow"):
+        Trainer(TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run2"), steps=1,
+                          init=str(pkg), latent_channels=TINY.M - 2, threads=1))

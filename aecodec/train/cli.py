@@ -42,6 +42,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-scales", action="store_true",
                    help="a new run (from --init) gets per-level channel scales in g_a, starting "
                         "at 1 (networks.Analysis)")
+    p.add_argument("--latent-channels", type=_latent_channels, default=None, metavar="M",
+                   help="a new run gets M latent channels; from --init, its latent is widened "
+                        "without changing what it computes (widen.py); train it without --sga "
+                        "first")
     p.add_argument("--only", type=_prefixes, default=None,
                    help="train only the parameters whose names start with one of these "
                         "comma-separated prefixes (e.g. g_a.log_scales); the rest stays fixed")
@@ -84,6 +88,16 @@ def level_power_value(text: str) -> float:
     if not 0.1 <= value <= 10:
         raise argparse.ArgumentTypeError(f"need 0.1 <= P <= 10, got {text!r}")
     return value
+
+
+def _latent_channels(text: str) -> int:
+    try:
+        m = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 8 <= m <= 1024:
+        raise argparse.ArgumentTypeError(f"need 8 <= M <= 1024, got {text!r}")
+    return m
 
 
 def _lambdas(text: str) -> tuple:

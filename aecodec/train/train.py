@@ -26,6 +26,7 @@ from .networks import (
     psnr,
     regrid_log_gains,
 )
+from .widen import widen_latent
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrainArgs:
     only: tuple | None = None  # train only parameters whose names start with one of these
     sga: tuple | None = None  # (start, end) SGA temperature of the residual's rounding, or None
     level_power: float = 1.0  # level positions drawn as (L − 1)·u^P: P < 1 favours high rates
+    latent_channels: int | None = None  # a new run from --init gets M widened to this (widen.py)
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
@@ -105,6 +107,12 @@ class Trainer:
                 cfg = replace(cfg, lambdas=tuple(args.lambdas))
             if args.encoder_scales:
                 cfg = replace(cfg, encoder_scales=True)
+            if args.latent_channels and args.latent_channels != cfg.M:
+                if init_state is None:
+                    cfg = replace(cfg, M=args.latent_channels)
+                else:
+                    cfg, init_state = widen_latent(cfg, init_state, args.latent_channels,
+                                                   seed=args.seed)
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
             missing, unexpected = self.model.load_state_dict(init_state, strict=False)
