@@ -17,7 +17,8 @@ still computes exactly what it did:
 - the new gains are each level's median gain.
 
 Train it with a straight-through rounding first (no --sga): SGA's gradient lives near the
-half-integers, which the new latents, all near 0, never reach.
+half-integers, which the new latents, all near 0, never reach. Measured (training.md, "A wider
+latent"): 2,150 such steps from the SGA-trained model cost +4.1 % before the new channels paid.
 """
 
 from __future__ import annotations
