@@ -81,23 +81,23 @@ def sga_temperatures(text: str) -> tuple:
 
 def level_power_value(text: str) -> float:
     """argparse type of --level-power: a number in [0.1, 10] (also used by gpu_job)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.1 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"need 0.1 <= P <= 10, got {text!r}")
-    return value
+    return _in_range(text, float, 0.1, 10, "P")
 
 
 def _latent_channels(text: str) -> int:
+    return _in_range(text, int, 8, 1024, "M")
+
+
+def _in_range(text: str, kind: type, lo: float, hi: float, name: str):
+    """text as a `kind` (int or float) with lo <= value <= hi, or an argparse error naming both."""
     try:
-        m = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 8 <= m <= 1024:
-        raise argparse.ArgumentTypeError(f"need 8 <= M <= 1024, got {text!r}")
-    return m
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"need {lo} <= {name} <= {hi}, got {text!r}")
+    return value
 
 
 def _lambdas(text: str) -> tuple:
