@@ -201,6 +201,7 @@ def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):
     ("--sga", "0.5,0.1", (0.5, 0.1), ("0.1,0.5", "0,0", "0.5", "a,b"), "START,END"),
     ("--level-power", "0.6", 0.6, ("0", "11", "a"), "0.1 <= P <= 10"),
     ("--latent-channels", "320", 320, ("4", "2000", "3.5"), "8 <= M <= 1024"),
+    ("--warmup-steps", "300", 300, ("-1", "2.5", "a"), "0 <= N <= 1000000"),
 ])
 def test_train_options_are_checked(capsys, option, good, parsed, bads, message):
     from aecodec.train.cli import train_parser
@@ -320,6 +321,18 @@ def test_cosine_lr_and_sga_temperature_follow_the_budget(image_folder, tmp_path)
     tr.session_steps = 10
     assert tr._lr(tr._progress(0.0, None)) == pytest.approx(1e-5)
     assert tr._tau(tr._progress(0.0, None)) == pytest.approx(0.05)
+
+
+def test_warmup_ramps_the_lr_then_follows_the_schedule(image_folder, tmp_path):
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=100, batch=1,
+                     crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), lr=1e-3,
+                     warmup_steps=10)
+    tr = Trainer(args)
+    assert tr._lr(None) == pytest.approx(1e-4)  # first step: 1/10 of the lr
+    tr.session_steps = 4
+    assert tr._lr(None) == pytest.approx(5e-4)
+    tr.session_steps = 50
+    assert tr._lr(None) == pytest.approx(1e-3)
 
 
 def test_level_power_draws_high_rates_more_often(image_folder, tmp_path):

@@ -72,7 +72,8 @@ def train(args: argparse.Namespace) -> dict:
                       init=args.init, minutes=args.minutes, steps=args.steps, batch=args.batch,
                       crop=args.crop, lr=args.lr, lr_final=args.lr_final, ema=args.ema,
                       eval_minutes=0, save_minutes=1e9, device=device, rate_quant="ste",
-                      sga=args.sga, level_power=args.level_power)
+                      sga=args.sga, level_power=args.level_power,
+                      warmup_steps=args.warmup_steps)
     tr = Trainer(targs)
     images = load_eval_images(args.eval_data, 4)
     before = estimate(tr.ema, images, QUALITIES, device) if images else []
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--crop", type=int, default=256)
     pt.add_argument("--lr", type=float, default=1e-4)
     pt.add_argument("--lr-final", type=float, default=2e-5)
+    # the package carries no Adam state: a fresh Adam's first steps shake the model (training.md)
+    pt.add_argument("--warmup-steps", type=int, default=200)
     # the shipped model's last CPU runs (training.md): SGA rounding, high rates drawn more often
     pt.add_argument("--sga", type=sga_temperatures, default=(0.05, 0.03), metavar="START,END")
     pt.add_argument("--level-power", type=level_power_value, default=0.6, metavar="P")

@@ -43,6 +43,7 @@ class TrainArgs:
     crop: int = 256  # whole training crops: at 128² the hyper-latent is all padding (training.md)
     lr: float = 5e-4
     lr_final: float | None = None  # cosine decay to this over --minutes or --steps
+    warmup_steps: int = 0  # lr rises linearly over this session's first N steps
     ema: float = 0.999
     eval_minutes: float = 20.0
     eval_images: int = 4
@@ -186,11 +187,14 @@ class Trainer:
         return min(1.0, max(fracs)) if fracs else None
 
     def _lr(self, frac: float | None) -> float:
-        """The cosine schedule's lr (a constant --lr without --lr-final)."""
+        """The cosine schedule's lr (a constant --lr without --lr-final), ramped up linearly
+        over the session's first --warmup-steps: a run from a package starts with a fresh Adam,
+        whose first steps move every weight by ~lr whatever its gradient (training.md)."""
         a = self.args
+        ramp = min(1.0, (self.session_steps + 1) / a.warmup_steps) if a.warmup_steps else 1.0
         if a.lr_final is None or frac is None:
-            return a.lr
-        return a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac))
+            return ramp * a.lr
+        return ramp * (a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac)))
 
     def _tau(self, frac: float | None) -> float | None:
         """SGA temperature (--sga START,END), annealed exponentially over the session."""
