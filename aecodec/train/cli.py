@@ -23,7 +23,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=d.crop, help="square crop size in pixels")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--lr-final", type=float, default=None, help="cosine-decay the lr to this")
-    p.add_argument("--warmup-steps", type=_warmup_steps, default=d.warmup_steps, metavar="N",
+    p.add_argument("--warmup-steps", type=warmup_steps_value, default=d.warmup_steps, metavar="N",
                    help="raise the lr linearly over this session's first N steps (default 0); "
                         "use ~300 when starting from a package (a fresh Adam)")
     p.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the exported weights")
@@ -91,7 +91,8 @@ def _latent_channels(text: str) -> int:
     return _in_range(text, int, 8, 1024, "M")
 
 
-def _warmup_steps(text: str) -> int:
+def warmup_steps_value(text: str) -> int:
+    """argparse type of --warmup-steps: an integer in [0, 10⁶] (also used by gpu_job)."""
     return _in_range(text, int, 0, 1_000_000, "N")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import level_power_value, sga_temperatures
+from .cli import level_power_value, sga_temperatures, warmup_steps_value
 from .data import IMAGE_SUFFIXES, load_eval_images
 from .evaluate import estimate
 from .export import write_state
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--lr", type=float, default=1e-4)
     pt.add_argument("--lr-final", type=float, default=2e-5)
     # the package carries no Adam state: a fresh Adam's first steps shake the model (training.md)
-    pt.add_argument("--warmup-steps", type=int, default=200)
+    pt.add_argument("--warmup-steps", type=warmup_steps_value, default=200, metavar="N")
     # the shipped model's last CPU runs (training.md): SGA rounding, high rates drawn more often
     pt.add_argument("--sga", type=sga_temperatures, default=(0.05, 0.03), metavar="START,END")
     pt.add_argument("--level-power", type=level_power_value, default=0.6, metavar="P")

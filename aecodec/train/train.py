@@ -191,10 +191,12 @@ class Trainer:
         over the session's first --warmup-steps: a run from a package starts with a fresh Adam,
         whose first steps move every weight by ~lr whatever its gradient (training.md)."""
         a = self.args
-        ramp = min(1.0, (self.session_steps + 1) / a.warmup_steps) if a.warmup_steps else 1.0
-        if a.lr_final is None or frac is None:
-            return ramp * a.lr
-        return ramp * (a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac)))
+        lr = a.lr
+        if a.lr_final is not None and frac is not None:
+            lr = a.lr_final + 0.5 * (a.lr - a.lr_final) * (1 + math.cos(math.pi * frac))
+        if a.warmup_steps:
+            lr *= min(1.0, (self.session_steps + 1) / a.warmup_steps)
+        return lr
 
     def _tau(self, frac: float | None) -> float | None:
         """SGA temperature (--sga START,END), annealed exponentially over the session."""
