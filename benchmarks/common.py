@@ -331,6 +331,29 @@ def model_manifest(model: Optional[str]) -> dict:
     return {}
 
 
+def stale_model_note(model: Optional[str], repo: Path = REPO) -> Optional[str]:
+    """A warning when the runtime would load a different version of `model` than this checkout has.
+
+    Benchmark workers import the *installed* aecodec, whose packages are copies: after `aecodec
+    export` into the repo they measure the old model until the project is reinstalled."""
+    name = model or "hyperprior-mse"
+    if os.sep in name or (os.altsep and os.altsep in name):
+        return None  # an explicit folder is what gets loaded
+    try:
+        from aecodec import AecError, model_package
+        used = model_package.find(name)
+        m_used = json.loads((used / "manifest.json").read_text())
+        m_repo = json.loads((repo / "models" / name / "manifest.json").read_text())
+    except (ImportError, OSError, ValueError, LookupError, AecError):
+        return None
+    if m_used.get("content_hash") == m_repo.get("content_hash"):
+        return None
+    h_used, h_repo = str(m_used.get("content_hash"))[:12], str(m_repo.get("content_hash"))[:12]
+    return (f"warning: the runtime loads {name} {h_used} from {used}, "
+            f"but this checkout's models/{name} is {h_repo}: "
+            "reinstall (pip install --no-deps --no-build-isolation .) to measure the checkout's")
+
+
 def parse_codecs(spec: str) -> List[str]:
     names = [s.strip().lower() for s in spec.split(",") if s.strip()]
     aliases = {"aec": "aecodec", "jpg": "jpeg", "jpegxl": "jxl", "jpeg-xl": "jxl"}

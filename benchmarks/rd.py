@@ -332,6 +332,8 @@ def main(argv=None) -> int:
     jobs = args.jobs or max(1, min(len(images) * len(names), common.os.cpu_count() or 1))
 
     adapters, skipped = common.available_adapters(names, args.threads, args.model)
+    if "aecodec" in names and (note := common.stale_model_note(args.model)):
+        print(note, file=sys.stderr)
     if not adapters:
         print("error: none of the requested codecs is available", file=sys.stderr)
         return 1
