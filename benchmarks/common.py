@@ -336,13 +336,14 @@ def stale_model_note(model: Optional[str], repo: Path = REPO) -> Optional[str]:
 
     Benchmark workers import the *installed* aecodec, whose packages are copies: after `aecodec
     export` into the repo they measure the old model until the project is reinstalled."""
-    name = model or "hyperprior-mse"
-    if os.sep in name or (os.altsep and os.altsep in name):
-        return None  # an explicit folder is what gets loaded
     try:
         from aecodec import AecError, model_package
+
+        name = model or model_package.DEFAULT_MODEL
         used = model_package.find(name)
         m_used = json.loads((used / "manifest.json").read_text())
+        # an explicit folder is what gets loaded: models/<relative path> is missing (OSError),
+        # and an absolute path joins to the folder itself (same hash): no note either way
         m_repo = json.loads((repo / "models" / name / "manifest.json").read_text())
     except (ImportError, OSError, ValueError, LookupError, AecError):
         return None
