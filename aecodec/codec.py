@@ -452,7 +452,7 @@ class Codec:
         def quality_psnr(q):
             lat = quantize(q)
             t = time.perf_counter()
-            rgb = self._synthesize(eng, lat.s, lat.mu, lat.gain, p.rgb.shape[0], p.rgb.shape[1])
+            rgb = self._synthesize(eng, lat, p.rgb.shape[0], p.rgb.shape[1])
             timings["synthesis"] += time.perf_counter() - t
             mse = float(np.mean((rgb.astype(np.float32) - ref) ** 2))
             return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
@@ -485,7 +485,8 @@ class Codec:
         y_hat = _core().dequantize(s, mu)
         del s, mu  # keep only what g_s needs: memory stays bounded for large images
         y_hat /= gain[:, None, None]
-        rgb = eng.transforms.synthesis(y_hat, f.header.height, f.header.width)
+        rgb = eng.transforms.synthesis(y_hat, f.header.height, f.header.width,
+                                       eng.package.decoder_scales(f.header.quality))
         timings["synthesis"] = time.perf_counter() - t
         alpha = decode_alpha(f.alpha, f.header.width, f.header.height) if f.alpha else None
         im = _to_image(rgb, f.header.mode, alpha, f.metadata)
@@ -536,10 +537,11 @@ class Codec:
         timings["entropy_decode"] += time.perf_counter() - t
         return z_hat, s, mu
 
-    def _synthesize(self, eng: _Engine, s, mu, gain, height: int, width: int) -> np.ndarray:
-        y_hat = _core().dequantize(s, mu)
-        y_hat /= gain[:, None, None]
-        return eng.transforms.synthesis(y_hat, height, width)
+    def _synthesize(self, eng: _Engine, lat: _Latents, height: int, width: int) -> np.ndarray:
+        y_hat = _core().dequantize(lat.s, lat.mu)
+        y_hat /= lat.gain[:, None, None]
+        return eng.transforms.synthesis(y_hat, height, width,
+                                        eng.package.decoder_scales(lat.quality))
 
 
 _shared: dict = {}

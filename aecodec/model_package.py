@@ -27,7 +27,8 @@ TABLE_DTYPES = {
     "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
     "scale_log_thresholds": np.float32, "gains": np.float32,
 }
-OPTIONAL_TABLES = {"encoder_scales": np.float32}  # level-conditioned g_a (docs/model-package.md)
+# Level-conditioned g_a and g_s (docs/model-package.md, "level scales").
+OPTIONAL_TABLES = {"encoder_scales": np.float32, "decoder_scales": np.float32}
 HYPER_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
@@ -161,6 +162,11 @@ class ModelPackage:
         table = self.tables.get("encoder_scales")
         return None if table is None else _per_level(table, quality)
 
+    def decoder_scales(self, quality: float) -> np.ndarray | None:
+        """g_s's channel scales float32 [3, N] at a quality, or None: g_s not level-conditioned."""
+        table = self.tables.get("decoder_scales")
+        return None if table is None else _per_level(table, quality)
+
 
 def _per_level(table: np.ndarray, quality: float) -> np.ndarray:
     """A per-level table [levels, ...] at a quality: geometric interpolation between levels."""
@@ -192,11 +198,12 @@ def _validate(pkg_path: Path, tables: dict, hyper: dict) -> None:
     w1, w3 = hyper["w1"], hyper["w3"]
     if m < 1 or w1.ndim != 4 or w1.shape[0] != nz or w3.ndim != 4 or w3.shape[0] != 2 * m:
         raise ModelPackageError(f"model package {pkg_path} has inconsistent shapes")
-    sc = tables.get("encoder_scales")
-    if sc is not None and (sc.ndim != 3 or sc.shape[:2] != (tables["gains"].shape[0], 3)
-                           or not np.all(np.isfinite(sc)) or not np.all(sc > 0)):
-        raise ModelPackageError(f"model package {pkg_path} has invalid encoder_scales "
-                                f"(need positive [levels, 3, N], got shape {sc.shape})")
+    for key in OPTIONAL_TABLES:
+        sc = tables.get(key)
+        if sc is not None and (sc.ndim != 3 or sc.shape[:2] != (tables["gains"].shape[0], 3)
+                               or not np.all(np.isfinite(sc)) or not np.all(sc > 0)):
+            raise ModelPackageError(f"model package {pkg_path} has invalid {key} "
+                                    f"(need positive [levels, 3, N], got shape {sc.shape})")
 
 
 _cache: dict[tuple[str, str], ModelPackage] = {}

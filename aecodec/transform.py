@@ -97,12 +97,7 @@ class Transforms:
 
         scales: float32 [3, N], the level's channel scales of a level-conditioned g_a (the
         package's encoder_scales(quality)); None for a g_a without them."""
-        wants = len(self.session("g_a").get_inputs()) > 1
-        if wants != (scales is not None):
-            raise ModelPackageError(
-                f"g_a of {self.package.path} {'needs' if wants else 'takes no'} level scales")
-        extra = {} if scales is None else {"scales": np.ascontiguousarray(
-            scales[None], dtype=np.float32)}
+        extra = self._scales_input("g_a", scales)
         px = pad(img)
         h, w = px.shape[0] // STRIDE, px.shape[1] // STRIDE
 
@@ -114,17 +109,31 @@ class Transforms:
 
         return self._tiled(h, w, 1, run)
 
+    def _scales_input(self, stage: str, scales: np.ndarray | None) -> dict:
+        """The extra input of a level-conditioned graph, checked against what the graph takes."""
+        wants = len(self.session(stage).get_inputs()) > 1
+        if wants != (scales is not None):
+            raise ModelPackageError(
+                f"{stage} of {self.package.path} {'needs' if wants else 'takes no'} level scales")
+        return {} if scales is None else {"scales": np.ascontiguousarray(
+            scales[None], dtype=np.float32)}
+
     def hyper_analysis(self, yg: np.ndarray) -> np.ndarray:
         """h_a: gained latent [M, h, w] → z float32 [Nz, h/4, w/4] (small: not tiled)."""
         return self._run("h_a", np.ascontiguousarray(yg, dtype=np.float32))
 
-    def synthesis(self, y_hat: np.ndarray, height: int, width: int) -> np.ndarray:
-        """g_s: ŷ [M, h, w] → height×width×3 uint8 (rounded, clipped, cropped), tiled."""
+    def synthesis(self, y_hat: np.ndarray, height: int, width: int,
+                  scales: np.ndarray | None = None) -> np.ndarray:
+        """g_s: ŷ [M, h, w] → height×width×3 uint8 (rounded, clipped, cropped), tiled.
+
+        scales: float32 [3, N], the level's channel scales of a level-conditioned g_s (the
+        package's decoder_scales(quality)); None for a g_s without them."""
+        extra = self._scales_input("g_s", scales)
         h, w = y_hat.shape[1:]
         out = np.empty((h * STRIDE, w * STRIDE, 3), dtype=np.uint8)
 
         def run(r0, r1, c0, c1):
-            return self._run("g_s", np.ascontiguousarray(y_hat[:, r0:r1, c0:c1]))
+            return self._run("g_s", np.ascontiguousarray(y_hat[:, r0:r1, c0:c1]), extra)
 
         def store(r0, r1, c0, c1, x):  # x: float32 [3, rows, cols] in [0, 1] nominally
             x = np.clip(x * np.float32(255), 0, 255)

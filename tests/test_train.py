@@ -306,6 +306,60 @@ def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
     assert np.asarray(codec.decompress(data)).shape == img.shape
 
 
+def test_level_conditioned_decoder_exports_and_decodes(image_folder, tmp_path):
+    """g_s with per-level scales: starts as the plain model, trains alone (--only), exports a
+    second ONNX input that the decoder feeds from the file's quality, and decodes what torch
+    reconstructs."""
+    pytest.importorskip("onnx")
+    from aecodec.codec import Codec
+    from aecodec.model_package import load
+
+    torch.manual_seed(0)
+    plain = HyperpriorCodec(TINY).eval()
+    export_package(plain, tmp_path / "plain", "tiny", {"steps": 4, "history": []})
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
+                     crop=64, eval_minutes=0, threads=1, init=str(tmp_path / "plain"),
+                     decoder_scales=True, only=("g_s.log_scales",), lr=0.05)
+    tr = Trainer(args)
+    y = torch.randn(2, TINY.M, 4, 4)
+    t = torch.tensor([0.5, 2.0])
+    with torch.no_grad():  # scales start at 1: the same function as the fp16 package state
+        start = tr.model.g_s(y, tr.model.decoder_scales(t))
+        np.testing.assert_allclose(start.numpy(), load_model(tmp_path / "plain")[0].g_s(y).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.run()
+    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"g_s.log_scales"}
+
+    model = tr.model.eval()
+    with torch.no_grad():
+        model.g_s.log_scales.normal_(0, 0.3)  # clearly level-dependent
+    cond = tmp_path / "pkgs" / "tiny-dec"
+    export_package(model, cond, "tiny-dec", {"steps": 7, "history": []})
+    pkg = load(str(cond))
+    assert pkg.encoder_scales(50) is None
+    for q in (0.0, 37.5, 100.0):
+        want = model.decoder_scales(torch.full((1,), q / 100 * (model.levels - 1)))[0]
+        np.testing.assert_allclose(pkg.decoder_scales(q), want.detach().numpy(), rtol=1e-5)
+    codec = Codec(str(cond), model_path=[str(cond.parent)])
+    img = np.asarray(Image.open(next(image_folder.glob("*.png"))).convert("RGB"))[:64, :64]
+    xt = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
+    for q in (10, 90):
+        data = codec.compress(img, quality=q)
+        got = np.asarray(codec.decompress(data)).astype(int)
+        with torch.no_grad():
+            x_hat = model(xt, torch.full((1,), q / 100 * (model.levels - 1)), noisy=False)["x_hat"]
+        want = np.rint(x_hat[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(int)
+        assert np.abs(got - want).max() <= 1  # fp16 h_s and float ties aside, what torch draws
+    y_hat = np.zeros((TINY.M, 4, 4), np.float32)
+    lo = codec._engine().transforms.synthesis(y_hat + 1, 64, 64, pkg.decoder_scales(0))
+    hi = codec._engine().transforms.synthesis(y_hat + 1, 64, 64, pkg.decoder_scales(100))
+    assert not np.array_equal(lo, hi)
+    with pytest.raises(Exception, match="needs level scales"):
+        codec._engine().transforms.synthesis(y_hat, 64, 64)
+
+
 def test_cosine_lr_and_sga_temperature_follow_the_budget(image_folder, tmp_path):
     args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=10, batch=1,
                      crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), lr=1e-3,

@@ -45,6 +45,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-scales", action="store_true",
                    help="a new run (from --init) gets per-level channel scales in g_a, starting "
                         "at 1 (networks.Analysis)")
+    p.add_argument("--decoder-scales", action="store_true",
+                   help="a new run (from --init) gets per-level channel scales in g_s, starting "
+                        "at 1 (networks.Synthesis)")
     p.add_argument("--latent-channels", type=_latent_channels, default=None, metavar="M",
                    help="a new run gets M latent channels; from --init, its latent is widened "
                         "without changing what it computes (widen.py); train it without --sga "

@@ -127,6 +127,12 @@ def write_state(model: HyperpriorCodec, path: str | Path, provenance: dict) -> N
                str(path))
 
 
+def _scales(per_level) -> dict[str, torch.Tensor]:
+    """The fixed-shape second input of a level-conditioned graph (level 0's scales), or none."""
+    scales = per_level(torch.zeros(1))
+    return {} if scales is None else {"scales": scales.detach()}
+
+
 def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
                    provenance: dict, figures: dict | None = None) -> dict:
     """Write the model package; returns its manifest. Same weights → same content hash."""
@@ -139,11 +145,9 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     cfg = model.cfg
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, cfg.M, 8, 8, generator=torch.Generator().manual_seed(1))
-    scales = model.encoder_scales(torch.zeros(1))  # level-conditioned g_a: a second input
-    extra = {} if scales is None else {"scales": scales.detach()}
-    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y", extra)
+    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y", _scales(model.encoder_scales))
     _export_onnx(model.h_a, y, tmp / "h_a.onnx", "y", "z")
-    _export_onnx(model.g_s, y, tmp / "g_s.onnx", "y_hat", "x_hat")
+    _export_onnx(model.g_s, y, tmp / "g_s.onnx", "y_hat", "x_hat", _scales(model.decoder_scales))
     write_npz(tmp / "hyper_synthesis.npz", hyper_synthesis_arrays(model))
 
     scales, thresholds = scale_table()
@@ -158,6 +162,8 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     }
     if cfg.encoder_scales:
         tables["encoder_scales"] = torch.exp(model.g_a.log_scales).detach().float().numpy()
+    if cfg.decoder_scales:
+        tables["decoder_scales"] = torch.exp(model.g_s.log_scales).detach().float().numpy()
     write_npz(tmp / "tables.npz", tables)
 
     write_state(model, tmp / "state.pt", provenance)
@@ -167,7 +173,8 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "content_hash": content_hash(tmp),
         "architecture": {
             "kind": "mean-scale hyperprior with gain units (Minnen 2018, Cui 2021)"
-                    + (", level-conditioned g_a" if cfg.encoder_scales else ""),
+                    + (", level-conditioned g_a" if cfg.encoder_scales else "")
+                    + (", level-conditioned g_s" if cfg.decoder_scales else ""),
             **cfg.to_dict(),
             "kmac_per_pixel": model_kmac_per_pixel(cfg),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -177,7 +184,9 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "quality": {"range": [0, 100], "levels": len(cfg.lambdas),
                     "mapping": "t = quality/100*(levels-1); gain = gains[k]^(1-f)*gains[k+1]^f"
                                + ("; g_a's scales likewise from encoder_scales"
-                                  if cfg.encoder_scales else "")},
+                                  if cfg.encoder_scales else "")
+                               + ("; g_s's scales likewise from decoder_scales"
+                                  if cfg.decoder_scales else "")},
         "provenance": provenance,
         "figures": figures or {},
     }

@@ -27,6 +27,7 @@ class Config:
     C2: int = 192
     lambdas: tuple = field(default_factory=lambda: DEFAULT_LAMBDAS)
     encoder_scales: bool = False  # g_a conditioned on the level (Analysis)
+    decoder_scales: bool = False  # g_s conditioned on the level (Synthesis)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -35,14 +36,26 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        keys = {"N", "M", "Nz", "C1", "C2", "lambdas", "encoder_scales"}
+        keys = {"N", "M", "Nz", "C1", "C2", "lambdas", "encoder_scales", "decoder_scales"}
         d = {k: v for k, v in d.items() if k in keys}
         if "lambdas" in d:
             d["lambdas"] = tuple(d["lambdas"])
         return cls(**d)
 
 
-class Analysis(nn.Sequential):
+class _LevelScaled(nn.Sequential):
+    """Layers whose channels after each (I)GDN (layers 1, 3, 5) may be scaled per level."""
+
+    def forward(self, x: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+        """The layers applied to x [B, C, H, W]; scales [B, 3, N] (level-conditioned only)."""
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if scales is not None and i in (1, 3, 5):
+                x = x * scales[:, i // 2, :, None, None]
+        return x
+
+
+class Analysis(_LevelScaled):
     """g_a: image → latent y, four stride-2 convs with GDN (×1/16).
 
     With cfg.encoder_scales, the channels after each GDN are multiplied by per-level scales
@@ -57,22 +70,24 @@ class Analysis(nn.Sequential):
         if cfg.encoder_scales:
             self.log_scales = nn.Parameter(torch.zeros(len(cfg.lambdas), 3, n))
 
-    def forward(self, x: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
-        """y of x [B, 3, H, W]; scales [B, 3, N] (level-conditioned models only)."""
-        for i, layer in enumerate(self):
-            x = layer(x)
-            if scales is not None and i in (1, 3, 5):
-                x = x * scales[:, i // 2, :, None, None]
-        return x
 
+class Synthesis(_LevelScaled):
+    """g_s: latent ŷ → image, four stride-2 transposed convs with IGDN (×16).
 
-def synthesis(cfg: Config) -> nn.Sequential:
-    """g_s: latent ŷ → image, four stride-2 transposed convs with IGDN (×16)."""
-    n, m = cfg.N, cfg.M
-    return nn.Sequential(
-        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-        deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
-    )
+    With cfg.decoder_scales, the channels after each IGDN are multiplied by per-level scales
+    (`log_scales` [levels, 3, N], as in Analysis): a coarsely quantized ŷ (low rates) and a
+    finely quantized one want different decoders, which one shared g_s must otherwise average.
+    They start at 1, so a model gains them without changing what it computes.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        n, m = cfg.N, cfg.M
+        super().__init__(
+            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
+        )
+        if cfg.decoder_scales:
+            self.log_scales = nn.Parameter(torch.zeros(len(cfg.lambdas), 3, n))
 
 
 def hyper_analysis(cfg: Config) -> nn.Sequential:
@@ -136,7 +151,7 @@ class HyperpriorCodec(nn.Module):
         self.cfg = cfg or Config()
         c = self.cfg
         self.g_a = Analysis(c)
-        self.g_s = synthesis(c)
+        self.g_s = Synthesis(c)
         self.h_a = hyper_analysis(c)
         self.h_s = hyper_synthesis(c)
         self.z_density = FactorizedDensity(c.Nz)
@@ -160,6 +175,12 @@ class HyperpriorCodec(nn.Module):
         if not self.cfg.encoder_scales:
             return None
         return torch.exp(interpolate_levels(self.g_a.log_scales, t))
+
+    def decoder_scales(self, t: torch.Tensor) -> torch.Tensor | None:
+        """g_s's channel scales [B, 3, N] at level positions t, or None without them."""
+        if not self.cfg.decoder_scales:
+            return None
+        return torch.exp(interpolate_levels(self.g_s.log_scales, t))
 
     def lmbda(self, t: torch.Tensor) -> torch.Tensor:
         """λ at continuous level positions t (log-linear interpolation between levels)."""
@@ -197,7 +218,7 @@ class HyperpriorCodec(nn.Module):
             r_rate_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noisy else r_hat
         y_lik = GaussianConditional.likelihood(r_rate_in, GaussianConditional.scale(log_scale))
         y_hat = (r_hat + mu) / gain
-        x_hat = self.g_s(y_hat)
+        x_hat = self.g_s(y_hat, self.decoder_scales(t))
         n_pix = x.shape[2] * x.shape[3]
         bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))
         return {"x_hat": x_hat, "bpp": bits / n_pix}

@@ -45,14 +45,16 @@ def _model(package: Path, content_hash: str, device: str) -> HyperpriorCodec:
 
 
 def _cost(model: HyperpriorCodec, x: torch.Tensor, yg: torch.Tensor, z: torch.Tensor,
-          gain: torch.Tensor, lam: float, tau: float | None) -> torch.Tensor:
+          t: torch.Tensor, lam: float, tau: float | None) -> torch.Tensor:
     """R + λ·255²·MSE per pixel of x (cropped from the padded reconstruction); tau=None: hard."""
     z_hat = ste_round(z)
     z_bits = -torch.log2(model.z_density.likelihood(z_hat)).sum()
     mu, log_scale = model.h_s(z_hat).chunk(2, dim=1)
     r = ste_round(yg - mu) if tau is None else sga_round(yg - mu, tau)
     y_lik = GaussianConditional.likelihood(r, GaussianConditional.scale(log_scale))
-    x_hat = model.g_s((r + mu) / gain)[:, :, : x.shape[2], : x.shape[3]].clamp(0, 1)
+    gain = model.gain(t)[:, :, None, None]
+    x_hat = model.g_s((r + mu) / gain, model.decoder_scales(t))
+    x_hat = x_hat[:, :, : x.shape[2], : x.shape[3]].clamp(0, 1)
     n = x.shape[2] * x.shape[3]
     return (z_bits - torch.log2(y_lik).sum()) / n + lam * torch.mean((x_hat - x) ** 2)
 
@@ -89,7 +91,6 @@ def _descend(model, rgb, yg, z, quality, steps, device, progress):
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
     x = x.float() / 255
     t = torch.full((1,), quality / 100 * (model.levels - 1), device=device)
-    gain = model.gain(t)[:, :, None, None]
     lam = float(model.lmbda(t)) * 255**2
     y0 = torch.from_numpy(np.array(yg, dtype=np.float32))[None].to(device)
     z0 = torch.from_numpy(np.array(z, dtype=np.float32))[None].to(device)
@@ -100,13 +101,13 @@ def _descend(model, rgb, yg, z, quality, steps, device, progress):
         for i in range(steps):
             tau = TAU_START * (TAU_END / TAU_START) ** (i / max(steps - 1, 1))
             opt.zero_grad(set_to_none=True)
-            _cost(model, x, y_var, z_var, gain, lam, tau).backward()
+            _cost(model, x, y_var, z_var, t, lam, tau).backward()
             opt.step()
             if progress is not None:
                 progress(i + 1, steps)
     with torch.no_grad():
-        before = float(_cost(model, x, y0, z0, gain, lam, None))
-        after = float(_cost(model, x, y_var, z_var, gain, lam, None))
+        before = float(_cost(model, x, y0, z0, t, lam, None))
+        after = float(_cost(model, x, y_var, z_var, t, lam, None))
     stats = {"cost_before": before, "cost_after": after, "steps": steps}
     if not (math.isfinite(after) and after < before):
         return np.asarray(yg, np.float32), np.asarray(z, np.float32), stats

@@ -58,6 +58,7 @@ class TrainArgs:
     config: dict | None = None  # architecture of a new run (default: Config())
     lambdas: tuple | None = None  # rate levels of a new run (from --init: its gains re-gridded)
     encoder_scales: bool = False  # a new run gets level-conditioned g_a (networks.Analysis)
+    decoder_scales: bool = False  # a new run gets level-conditioned g_s (networks.Synthesis)
     only: tuple | None = None  # train only parameters whose names start with one of these
     sga: tuple | None = None  # (start, end) SGA temperature of the residual's rounding, or None
     level_power: float = 1.0  # level positions drawn as (L − 1)·u^P: P < 1 favours high rates
@@ -76,6 +77,10 @@ def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dic
     else:  # a package's fp16 state
         state = {k: v.float() for k, v in blob["state_dict"].items()}
     return Config.from_dict(blob["config"]), state, blob.get("provenance", {})
+
+
+# Per-level channel scales of g_a and g_s: a run from --init may add them (they start at 1).
+LEVEL_SCALES = ("g_a.log_scales", "g_s.log_scales")
 
 
 class Trainer:
@@ -101,13 +106,15 @@ class Trainer:
                 self.provenance = {**self.provenance, **prov}
             if args.lambdas and tuple(args.lambdas) != tuple(cfg.lambdas):
                 if init_state is not None:
-                    for key in ("log_gains", "g_a.log_scales"):
+                    for key in ("log_gains", *LEVEL_SCALES):
                         if key in init_state:
                             init_state[key] = regrid_log_gains(
                                 init_state[key], cfg.lambdas, tuple(args.lambdas))
                 cfg = replace(cfg, lambdas=tuple(args.lambdas))
             if args.encoder_scales:
                 cfg = replace(cfg, encoder_scales=True)
+            if args.decoder_scales:
+                cfg = replace(cfg, decoder_scales=True)
             if args.latent_channels and args.latent_channels != cfg.M:
                 if init_state is None:
                     cfg = replace(cfg, M=args.latent_channels)
@@ -117,7 +124,7 @@ class Trainer:
         self.model = HyperpriorCodec(cfg).to(args.device)
         if init_state is not None:
             missing, unexpected = self.model.load_state_dict(init_state, strict=False)
-            if unexpected or set(missing) - {"g_a.log_scales"}:  # only new scales start fresh
+            if unexpected or set(missing) - set(LEVEL_SCALES):  # only new scales start fresh
                 raise ValueError(f"--init {args.init} does not fit this architecture: missing "
                                  f"{missing}, unexpected {unexpected}")
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
