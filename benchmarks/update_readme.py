@@ -72,7 +72,7 @@ def model_block(manifest: dict) -> str:
              f"{prov.get('steps', 0):,} steps in {tr.get('wall_hours', 0):.1f} h on "
              f"{last.get('device', 'cpu')} (batch {last.get('batch', '?')} of "
              f"{last.get('crop', '?')}² crops, {last.get('steps_per_second', 0):.2f} steps/s "
-             "in its last session)."]
+             "in its last whole-model session)."]
     kodak = fig.get("kodak")
     if kodak:
         lines += ["", f"Kodak ({kodak['images']} images, rd.py run of {kodak['date_utc']} at "

@@ -81,7 +81,10 @@ def kodak_figures(rd_json: Path) -> dict:
 def training_figures(provenance: dict) -> dict:
     """Steps, wall time and steps/s of the whole training history."""
     steps, secs = provenance.get("steps", 0), provenance.get("wall_seconds", 0.0)
-    last = (provenance.get("history") or [{}])[-1]
+    history = provenance.get("history") or [{}]
+    # A session that trains a few parameters (--only) runs faster than the model trains.
+    whole = [h for h in history if "--only" not in str(h.get("command", ""))]
+    last = (whole or history)[-1]
     out = {"steps": steps, "wall_hours": round(secs / 3600, 2),
            "steps_per_second": round(steps / secs, 3) if secs else None}
     if last.get("steps") and last.get("seconds"):
