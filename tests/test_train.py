@@ -256,6 +256,31 @@ def test_gpu_data_subset_covers_photos_and_datasets_first():
     assert order.index("bb_1_c0.webp") < order.index("aa_3_c0.webp")  # interleaved, not sorted
 
 
+def _scales_trained_alone(image_folder, tmp_path, stage: str, inp: torch.Tensor):
+    """A run from a plain tiny package that adds `stage`'s level scales and trains only them
+    (--only): they start at 1, so the stage first computes what the package's does, and no
+    other parameter moves. Returns the trained model (eval mode)."""
+    torch.manual_seed(0)
+    plain = HyperpriorCodec(TINY).eval()
+    export_package(plain, tmp_path / "plain", "tiny", {"steps": 4, "history": []})
+    key = f"{stage}.log_scales"
+    kind = "encoder_scales" if stage == "g_a" else "decoder_scales"
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
+                     crop=64, eval_minutes=0, threads=1, init=str(tmp_path / "plain"),
+                     only=(key,), lr=0.05, **{kind: True})
+    tr = Trainer(args)
+    t = torch.tensor([0.5, 2.0])
+    with torch.no_grad():  # scales start at 1: the same function as the fp16 package state
+        start = getattr(tr.model, stage)(inp, getattr(tr.model, kind)(t))
+        want = getattr(load_model(tmp_path / "plain")[0], stage)(inp)
+        np.testing.assert_allclose(start.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.run()
+    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {key}
+    return tr.model.eval()
+
+
 def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
     """g_a with per-level scales: starts as the plain model, trains alone (--only), exports a
     second ONNX input that the codec feeds per quality, and round-trips through a file."""
@@ -263,25 +288,7 @@ def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
     from aecodec.codec import Codec
     from aecodec.model_package import load
 
-    torch.manual_seed(0)
-    plain = HyperpriorCodec(TINY).eval()
-    export_package(plain, tmp_path / "plain", "tiny", {"steps": 4, "history": []})
-    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
-                     crop=64, eval_minutes=0, threads=1, init=str(tmp_path / "plain"),
-                     encoder_scales=True, only=("g_a.log_scales",), lr=0.05)
-    tr = Trainer(args)
-    x = torch.rand(2, 3, 64, 64)
-    t = torch.tensor([0.5, 2.0])
-    with torch.no_grad():  # scales start at 1: the same function as the fp16 package state
-        start = tr.model.g_a(x, tr.model.encoder_scales(t))
-        np.testing.assert_allclose(start.numpy(), load_model(tmp_path / "plain")[0].g_a(x).numpy(),
-                                   rtol=1e-5, atol=1e-6)
-    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
-    tr.run()
-    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
-    assert changed == {"g_a.log_scales"}
-
-    model = tr.model.eval()
+    model = _scales_trained_alone(image_folder, tmp_path, "g_a", torch.rand(2, 3, 64, 64))
     with torch.no_grad():
         model.g_a.log_scales.normal_(0, 0.3)  # clearly level-dependent
     cond = tmp_path / "pkgs" / "tiny-cond"
@@ -314,25 +321,7 @@ def test_level_conditioned_decoder_exports_and_decodes(image_folder, tmp_path):
     from aecodec.codec import Codec
     from aecodec.model_package import load
 
-    torch.manual_seed(0)
-    plain = HyperpriorCodec(TINY).eval()
-    export_package(plain, tmp_path / "plain", "tiny", {"steps": 4, "history": []})
-    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=3, batch=2,
-                     crop=64, eval_minutes=0, threads=1, init=str(tmp_path / "plain"),
-                     decoder_scales=True, only=("g_s.log_scales",), lr=0.05)
-    tr = Trainer(args)
-    y = torch.randn(2, TINY.M, 4, 4)
-    t = torch.tensor([0.5, 2.0])
-    with torch.no_grad():  # scales start at 1: the same function as the fp16 package state
-        start = tr.model.g_s(y, tr.model.decoder_scales(t))
-        np.testing.assert_allclose(start.numpy(), load_model(tmp_path / "plain")[0].g_s(y).numpy(),
-                                   rtol=1e-5, atol=1e-6)
-    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
-    tr.run()
-    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
-    assert changed == {"g_s.log_scales"}
-
-    model = tr.model.eval()
+    model = _scales_trained_alone(image_folder, tmp_path, "g_s", torch.randn(2, TINY.M, 4, 4))
     with torch.no_grad():
         model.g_s.log_scales.normal_(0, 0.3)  # clearly level-dependent
     cond = tmp_path / "pkgs" / "tiny-dec"
