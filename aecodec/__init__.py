@@ -10,7 +10,7 @@ Importing aecodec registers the Pillow plugin: Image.open("x.aec"), im.save("x.a
 from __future__ import annotations
 
 from . import pillow_plugin  # noqa: F401  (registers .aec with Pillow)
-from .codec import DEFAULT_QUALITY, Codec, shared
+from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY, Codec, shared
 from .errors import (
     AecError,
     CorruptFileError,
@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 def compress(img, quality: float | None = None, *, bpp: float | None = None,
              psnr: float | None = None, device: str = "cpu", model: str | None = None,
              threads: int = 0, metadata: bool = True, icc_profile=None, exif=None,
-             xmp=None, refine: int = 0) -> bytes:
+             xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT) -> bytes:
     """Encode a PIL image, a uint8 numpy array (H×W, H×W×2/3/4) or an image path to .aec bytes.
 
     quality: 0–100, higher is better (default 75); or bpp: target bits per pixel (the highest
@@ -39,10 +39,11 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
     device: "cpu" or "cuda" (needs onnxruntime-gpu). ICC/EXIF/XMP are kept unless
     metadata=False; icc_profile/exif/xmp replace them. refine=N (needs torch): N gradient
     steps fitting the latents to this image, for a better file from a much slower encoder
-    (README, "Refinement"). Uses a shared Codec per (model, device, threads)."""
+    (README, "Refinement"). effort 1–3: how many orientations of the image are coded and
+    compared (1, 2 or 8; README, "Effort"). Uses a shared Codec per (model, device, threads)."""
     return shared(model, device, threads).compress(
         img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
-        exif=exif, xmp=xmp, refine=refine)
+        exif=exif, xmp=xmp, refine=refine, effort=effort)
 
 
 def decompress(data_or_path, *, device: str = "cpu", threads: int = 0):
@@ -52,6 +53,7 @@ def decompress(data_or_path, *, device: str = "cpu", threads: int = 0):
 
 
 __all__ = [
+    "DEFAULT_EFFORT",
     "DEFAULT_MODEL",
     "DEFAULT_QUALITY",
     "AecError",

@@ -40,6 +40,26 @@ Y_LANES = 2
 Z_LANES = 1
 SEARCH_STEPS = 10  # bisection steps of the quality search for a target bpp (cheap: no g_s)
 PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 100/2^7
+# Orientations (orient()) the encoder tries per effort level, keeping the best file. The
+# transforms are not equivariant to flips and quarter turns (stride-2 sampling phase, training
+# with left-right flips only), so another orientation codes some images better: on 8 Kodak images
+# the half turn saved ~1.4 % of the bits at equal PSNR, all 8 orientations ~2 %
+# (docs/training.md, "Orientation search"). Each one tried costs a g_a and a g_s.
+EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS))}
+DEFAULT_EFFORT = 2
+
+
+def orient(a: np.ndarray, orientation: int, inverse: bool = False) -> np.ndarray:
+    """An image array (H × W × …) in one of the 8 orientations of a rectangle (a view).
+
+    orientation k: mirror left-right if k >= 4, then turn counter-clockwise by k % 4 quarter
+    turns (numpy.rot90); inverse=True undoes it. Odd k swap width and height."""
+    if not (isinstance(orientation, (int, np.integer)) and 0 <= orientation < 8):
+        raise ValueError(f"orientation must be an integer from 0 to 7, got {orientation!r}")
+    if inverse:
+        a = np.rot90(a, -(orientation % 4))
+        return a[:, ::-1] if orientation >= 4 else a
+    return np.rot90(a[:, ::-1] if orientation >= 4 else a, orientation % 4)
 
 
 def _core():
@@ -293,7 +313,7 @@ class Codec:
     # -- encoding --
     def compress(self, img, quality: float | None = None, *, bpp: float | None = None,
                  psnr: float | None = None, metadata: bool = True, icc_profile=None,
-                 exif=None, xmp=None, refine: int = 0) -> bytes:
+                 exif=None, xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT) -> bytes:
         """Encode an image (PIL image, uint8 array or path) to .aec bytes.
 
         Give at most one of quality (0–100, higher is better, default 75), bpp (target bits per
@@ -301,7 +321,9 @@ class Codec:
         the lowest quality that reaches it). metadata=False drops ICC/EXIF/XMP; icc_profile,
         exif and xmp (bytes) replace the image's own. refine=N (needs torch) spends N gradient
         steps per encoded quality fitting the latents to this image (aecodec.train.refine):
-        much slower encoding, a better file for the same decoder."""
+        much slower encoding, a better file for the same decoder. effort (1–3, default 2) is how
+        many orientations of the image the encoder codes and compares (1, 2 or all 8), keeping
+        the best file: each costs about one encode and one decode more."""
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
             raise ValueError("give only one of quality, bpp and psnr")
         if quality is not None and not (isinstance(quality, (int, float))
@@ -309,6 +331,9 @@ class Codec:
             raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}")
         if not (isinstance(refine, int) and 0 <= refine <= 10000):
             raise ValueError(f"refine must be an integer from 0 to 10000, got {refine!r}")
+        if (isinstance(effort, bool) or not isinstance(effort, (int, np.integer))
+                or effort not in EFFORT_ORIENTATIONS):
+            raise ValueError(f"effort must be 1, 2 or 3, got {effort!r}")
         for label, v in (("bpp", bpp), ("psnr", psnr)):
             if v is not None and not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"{label} must be a positive number, got {v!r}")
@@ -329,29 +354,56 @@ class Codec:
         timings["prepare"] = time.perf_counter() - t0
 
         alpha = encode_alpha(p.alpha) if p.alpha is not None else None
-        # g_a once, unless it is level-conditioned: then once per quality tried.
-        y_any = None if eng.package.encoder_scales(0) is not None else self._analysis(
-            eng, p.rgb, None, timings)
-        last: dict = {}  # the latents of the last quality tried (a search may ask again)
+        views: dict = {}  # orientation -> the image as coded in it
+        level_conditioned = eng.package.encoder_scales(0) is not None
+        analysed: dict = {}  # g_a's output per orientation, when g_a does not depend on quality
+        last: dict = {}  # the latents of the last (quality, orientation) tried
 
-        def quantize(q: float) -> _Latents:
-            if q not in last:
+        def view(t: int) -> np.ndarray:
+            if t not in views:
+                views[t] = np.ascontiguousarray(orient(p.rgb, t))
+            return views[t]
+
+        def quantize(q: float, t: int = 0) -> _Latents:
+            if (q, t) not in last:
                 last.clear()
-                y = y_any if y_any is not None else self._analysis(
-                    eng, p.rgb, eng.package.encoder_scales(q), timings)
-                last[q] = self._quantize(eng, y, q, timings, p.rgb if refine else None, refine)
-            return last[q]
+                if level_conditioned:  # then g_a runs once per quality tried
+                    y = self._analysis(eng, view(t), eng.package.encoder_scales(q), timings)
+                else:
+                    if t not in analysed:
+                        analysed[t] = self._analysis(eng, view(t), None, timings)
+                    y = analysed[t]
+                last[(q, t)] = self._quantize(eng, y, q, timings, view(t) if refine else None,
+                                              refine)
+            return last[(q, t)]
 
-        def encode_at(q: float) -> bytes:
-            return self._write(eng, quantize(q), p, alpha, timings)
+        def encode_at(q: float, t: int = 0) -> bytes:
+            return self._write(eng, quantize(q, t), p, alpha, timings, t)
+
+        def sse_at(q: float, t: int = 0) -> float:
+            """Sum of squared errors (0–255) of the reconstruction at (q, t)."""
+            x = view(t)
+            tt = time.perf_counter()
+            rgb = self._synthesize(eng, quantize(q, t), x.shape[0], x.shape[1])
+            timings["synthesis"] += time.perf_counter() - tt
+            d = rgb.astype(np.float32) - x
+            return float(np.dot(d.ravel(), d.ravel()))
 
         if bpp is not None:
             data, q = self._search_bpp(encode_at, bpp * w * h / 8)
         elif psnr is not None:
-            data, q = self._search_psnr(eng, p, psnr, quantize, encode_at, timings)
+            data, q = self._search_psnr(p, psnr, sse_at, encode_at)
         else:
             q = DEFAULT_QUALITY if quality is None else float(quality)
             data = encode_at(q)
+        orientations = EFFORT_ORIENTATIONS[effort]
+        if len(orientations) > 1:
+            target = (bpp * w * h / 8 if bpp is not None else
+                      _sse_of_psnr(psnr, p.rgb.size) if psnr is not None else None)
+            data = self._best_orientation(eng, q, orientations, data, encode_at, sse_at,
+                                          "bpp" if bpp is not None else
+                                          "psnr" if psnr is not None else "quality", target,
+                                          w * h)
         timings["total"] = time.perf_counter() - t0
         self.last_timings = timings
         self.last_stats = {"quality": q, "bytes": len(data), "bpp": len(data) * 8 / (w * h),
@@ -404,7 +456,8 @@ class Codec:
             np.ascontiguousarray(z_hat), hs["w1"], hs["b1"], hs["w2"], hs["b2"], hs["w3"],
             hs["b3"], eng.package.tables["scale_log_thresholds"], self.threads)
 
-    def _write(self, eng: _Engine, lat: _Latents, p: Prepared, alpha, timings) -> bytes:
+    def _write(self, eng: _Engine, lat: _Latents, p: Prepared, alpha, timings,
+               orientation: int = 0) -> bytes:
         pkg = eng.package
         t = time.perf_counter()
         m, h, w = lat.s.shape
@@ -412,7 +465,8 @@ class Codec:
         rows = -(-h // n_slices)
         header = Header(
             width=p.rgb.shape[1], height=p.rgb.shape[0], mode=p.mode, quality=float(lat.quality),
-            model_name=pkg.name, model_hash=pkg.hash_bytes[:container.HASH_LEN], slice_rows=rows)
+            model_name=pkg.name, model_hash=pkg.hash_bytes[:container.HASH_LEN], slice_rows=rows,
+            orientation=orientation)
         z_stream = eng.z_tables.encode(lat.z_hat, _z_index(lat.z_hat.shape), lanes=Z_LANES)
 
         def code_slice(bounds):
@@ -445,29 +499,44 @@ class Codec:
                 hi = mid
         return lo_data, lo
 
-    def _search_psnr(self, eng, p: Prepared, target: float, quantize, encode_at, timings):
+    def _search_psnr(self, p: Prepared, target: float, sse_at, encode_at):
         """Lowest quality whose reconstruction reaches target dB (bisection on quality)."""
-        ref = p.rgb.astype(np.float32)
+        limit = _sse_of_psnr(target, p.rgb.size)
 
-        def quality_psnr(q):
-            lat = quantize(q)
-            t = time.perf_counter()
-            rgb = self._synthesize(eng, lat, p.rgb.shape[0], p.rgb.shape[1])
-            timings["synthesis"] += time.perf_counter() - t
-            mse = float(np.mean((rgb.astype(np.float32) - ref) ** 2))
-            return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
+        def reaches(q):
+            return sse_at(q) <= limit
 
-        if quality_psnr(0.0) >= target:
+        if reaches(0.0):
             return encode_at(0.0), 0.0
         lo, hi = 0.0, 100.0
-        if quality_psnr(hi) >= target:
+        if reaches(hi):
             for _ in range(PSNR_SEARCH_STEPS):
                 mid = (lo + hi) / 2
-                if quality_psnr(mid) >= target:
+                if reaches(mid):
                     hi = mid
                 else:
                     lo = mid
         return encode_at(hi), hi
+
+    def _best_orientation(self, eng: _Engine, q: float, orientations, data: bytes, encode_at,
+                          sse_at, mode: str, target: float | None, pixels: int) -> bytes:
+        """The best of the files coding the image at quality q in each orientation.
+
+        mode "quality": least bits + λ(q)·SSE (the loss the model was trained for); "bpp": the
+        least SSE among files within target bytes; "psnr": the fewest bytes among files within
+        target SSE. Where no file meets the target, the one nearest to it."""
+        lam = eng.package.lmbda(q)
+        cands = [(data, sse_at(q, 0))] + [(encode_at(q, t), sse_at(q, t))
+                                          for t in orientations if t != 0]
+        if mode == "quality":
+            return min(cands, key=lambda c: len(c[0]) * 8 / pixels + lam * c[1] / (3 * pixels))[0]
+        if mode == "bpp":
+            fit = [c for c in cands if len(c[0]) <= target]
+            return (min(fit, key=lambda c: (c[1], len(c[0]))) if fit else
+                    min(cands, key=lambda c: len(c[0])))[0]
+        fit = [c for c in cands if c[1] <= target]
+        return (min(fit, key=lambda c: (len(c[0]), c[1])) if fit else
+                min(cands, key=lambda c: c[1]))[0]
 
     # -- decoding --
     def decompress(self, data_or_path) -> Image.Image:
@@ -485,8 +554,10 @@ class Codec:
         y_hat = _core().dequantize(s, mu)
         del s, mu  # keep only what g_s needs: memory stays bounded for large images
         y_hat /= gain[:, None, None]
-        rgb = eng.transforms.synthesis(y_hat, f.header.height, f.header.width,
-                                       eng.package.decoder_scales(f.header.quality))
+        cw, ch = f.header.coded_size
+        rgb = eng.transforms.synthesis(y_hat, ch, cw, eng.package.decoder_scales(f.header.quality))
+        if f.header.orientation:
+            rgb = np.ascontiguousarray(orient(rgb, f.header.orientation, inverse=True))
         timings["synthesis"] = time.perf_counter() - t
         alpha = decode_alpha(f.alpha, f.header.width, f.header.height) if f.alpha else None
         im = _to_image(rgb, f.header.mode, alpha, f.metadata)
@@ -556,6 +627,11 @@ def shared(model: str | None = None, device: str = "cpu", threads: int = 0) -> C
         if key not in _shared:
             _shared[key] = Codec(model, device=device, threads=threads)
         return _shared[key]
+
+
+def _sse_of_psnr(psnr: float, n: int) -> float:
+    """The sum of squared errors (0–255) of n samples at which their PSNR is psnr dB."""
+    return n * 255.0 ** 2 / 10 ** (psnr / 10)
 
 
 def _z_index(shape) -> np.ndarray:

@@ -33,12 +33,13 @@ from .errors import (
 )
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
-VERSION = (2, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
-READ_MAJORS = (1, 2)
+VERSION = (3, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
+READ_MAJORS = (1, 2, 3)
 PREFIX_LEN = len(MAGIC) + 2
 HASH_LEN = 8  # bytes of the model's SHA-256 content hash a version-2 header keeps (v1: 32)
 
 MODES = ("RGB", "L", "RGBA", "LA")  # HEAD mode byte = index in this tuple
+ORIENTATIONS = 8  # HEAD flags bits 0-2 (version 3): the dihedral transform the image was coded in
 ALPHA_MODES = ("RGBA", "LA")
 MAX_SIDE = 1 << 24  # absolute bound on width and height, whatever MAX_IMAGE_PIXELS says
 MAX_CHANNELS = 4096
@@ -68,16 +69,22 @@ class Header:
     model_hash: bytes  # leading bytes of the package's SHA-256 content hash (8; 32 in v1 files)
     slice_rows: int  # latent rows per YSTR slice (the last one may have fewer)
     version: tuple = VERSION
+    orientation: int = 0  # 0..7: the dihedral transform the image was coded in (codec.orient)
     latent_channels: int | None = None  # M and Nz: recorded by version-1 files only
     hyper_channels: int | None = None
 
     @property
+    def coded_size(self) -> tuple[int, int]:
+        """(width, height) of the coded image: the image's, swapped by a quarter turn."""
+        return (self.height, self.width) if self.orientation % 2 else (self.width, self.height)
+
+    @property
     def latent_height(self) -> int:
-        return latent_size(self.width, self.height)[0]
+        return latent_size(*self.coded_size)[0]
 
     @property
     def latent_width(self) -> int:
-        return latent_size(self.width, self.height)[1]
+        return latent_size(*self.coded_size)[1]
 
     @property
     def hyper_height(self) -> int:
@@ -104,7 +111,7 @@ class Header:
         """HEAD's fields as the current version writes them (the CRC is added by the framing)."""
         name = self.model_name.encode("utf-8")
         return (_varint(self.width) + _varint(self.height)
-                + _MODE_Q.pack(MODES.index(self.mode), 0, self.quality)
+                + _MODE_Q.pack(MODES.index(self.mode), self.orientation, self.quality)
                 + _varint(self.slice_rows) + self.model_hash[:HASH_LEN] + bytes([len(name)]) + name)
 
     @classmethod
@@ -115,13 +122,19 @@ class Header:
         try:
             w, pos = _get_varint(payload, 0)
             h, pos = _get_varint(payload, pos)
-            mode, _flags, q = _MODE_Q.unpack_from(payload, pos)
+            mode, flags, q = _MODE_Q.unpack_from(payload, pos)
             rows, pos = _get_varint(payload, pos + _MODE_Q.size)
             mhash, nlen = payload[pos : pos + HASH_LEN], payload[pos + HASH_LEN]
         except (struct.error, IndexError):
             raise CorruptFileError(f"header chunk too short ({len(payload)} bytes)") from None
+        if version[0] == 2:  # version 2 wrote 0 and ignored the flags
+            flags = 0
+        elif flags >= ORIENTATIONS:
+            raise CorruptFileError(f"invalid header flags 0x{flags:02x} (bits 3-7 must be 0)")
         pos += HASH_LEN + 1
-        return cls._build(w, h, mode, q, payload[pos : pos + nlen], nlen, mhash, rows, version)
+        hdr = cls._build(w, h, mode, q, payload[pos : pos + nlen], nlen, mhash, rows, version,
+                         flags)
+        return hdr
 
     @classmethod
     def _from_v1(cls, payload: bytes, version: tuple) -> Header:
@@ -141,7 +154,7 @@ class Header:
         return hdr
 
     @classmethod
-    def _build(cls, w, h, mode, q, name, nlen, mhash, rows, version) -> Header:
+    def _build(cls, w, h, mode, q, name, nlen, mhash, rows, version, orientation=0) -> Header:
         if len(name) < nlen:
             raise CorruptFileError("header chunk too short for its model name")
         try:
@@ -150,7 +163,7 @@ class Header:
             raise CorruptFileError("model name in the header is not UTF-8") from None
         if mode >= len(MODES):
             raise CorruptFileError(f"unknown colour mode code {mode}")
-        hdr = cls(w, h, MODES[mode], float(q), text, bytes(mhash), rows, version)
+        hdr = cls(w, h, MODES[mode], float(q), text, bytes(mhash), rows, version, orientation)
         hdr.validate()
         return hdr
 
@@ -164,6 +177,8 @@ class Header:
             raise CorruptFileError(f"invalid model name {self.model_name!r} in the header")
         if len(self.model_hash) < HASH_LEN:
             raise CorruptFileError(f"model hash of {len(self.model_hash)} bytes (needs {HASH_LEN})")
+        if not (isinstance(self.orientation, int) and 0 <= self.orientation < ORIENTATIONS):
+            raise CorruptFileError(f"invalid orientation {self.orientation!r} (must be 0..7)")
         if not (math.isfinite(self.quality) and 0.0 <= self.quality <= 100.0):
             raise CorruptFileError(f"invalid quality {self.quality} (must be 0..100)")
         if not 1 <= self.slice_rows <= self.latent_height:

@@ -157,6 +157,11 @@ class ModelPackage:
         """Gain vector float32 [M] for a quality in [0, 100] (docs/model-package.md)."""
         return _per_level(self.tables["gains"], quality)
 
+    def lmbda(self, quality: float) -> float:
+        """λ of the rate–distortion trade-off the model was trained for at a quality (loss =
+        bits per pixel + λ · MSE on 0–255), interpolated like the gains."""
+        return float(_per_level(np.asarray(self.tables["lambdas"], np.float64), quality))
+
     def encoder_scales(self, quality: float) -> np.ndarray | None:
         """g_a's channel scales float32 [3, N] at a quality, or None: g_a not level-conditioned."""
         table = self.tables.get("encoder_scales")

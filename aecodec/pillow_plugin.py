@@ -2,7 +2,7 @@
 
 Image.open reads only the header (size, mode, ICC/EXIF/XMP in `info`); load() decodes;
 im.save("x.aec", quality=…) encodes (also bpp=…, psnr=…, icc_profile=, exif=, xmp=, model=,
-device=, threads=, refine=). Modes: see README ("Pillow") and docs/format.md.
+device=, threads=, refine=, effort=). Modes: see README ("Pillow") and docs/format.md.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     info = im.encoderinfo
     codec = shared_codec(info.get("model"), info.get("device", "cpu"), info.get("threads", 0))
     target = {k: info[k] for k in ("quality", "bpp", "psnr") if info.get(k) is not None}
-    meta = {k: info[k] for k in ("icc_profile", "exif", "xmp") if info.get(k) is not None}
+    meta = {k: info[k] for k in ("icc_profile", "exif", "xmp", "effort")
+            if info.get(k) is not None}
     fp.write(codec.compress(im, **target, metadata=info.get("metadata", True),
                             refine=info.get("refine", 0), **meta))
 

@@ -131,6 +131,14 @@ def test_quality_options(work, capsys):
     assert (work / "r.aec").read_bytes() != plain
     with pytest.raises(SystemExit):
         cli.main(["compress", "a.png", "--refine", "-1"])
+    for effort in ("1", "3"):
+        args = ["compress", "a.png", "-q", "40", "-e", effort, "-o", f"e{effort}.aec"]
+        assert cli.main(args) == 0
+        assert (work / f"e{effort}.aec").read_bytes() == aecodec.compress(
+            work / "a.png", quality=40, effort=int(effort))
+    assert container.parse((work / "e1.aec").read_bytes()).header.orientation == 0
+    with pytest.raises(SystemExit):
+        cli.main(["compress", "a.png", "--effort", "4"])
 
 
 def test_never_overwrites_without_force(work, capsys):

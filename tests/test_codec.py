@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import aecodec
+from aecodec import codec as codec_mod
 from aecodec import container, model_package
 from aecodec.errors import (
     CorruptFileError,
@@ -128,6 +129,65 @@ def test_unreachable_targets_give_the_extreme_quality(codec, photo):
 def test_bad_targets(codec, photo, kw):
     with pytest.raises(ValueError):
         codec.compress(photo, **kw)
+
+
+# ---- effort: the orientation search ----------------------------------------------------
+
+def test_orient_is_undone_by_its_inverse():
+    a = np.arange(2 * 3 * 2).reshape(2, 3, 2)
+    seen = set()
+    for t in range(8):
+        b = codec_mod.orient(a, t)
+        assert b.shape == ((3, 2, 2) if t % 2 else (2, 3, 2))
+        assert np.array_equal(codec_mod.orient(b, t, inverse=True), a)
+        seen.add(b.tobytes() + bytes(b.shape))
+    assert len(seen) == 8  # the 8 orientations are distinct
+    with pytest.raises(ValueError, match="orientation must be an integer from 0 to 7"):
+        codec_mod.orient(a, 8)
+
+
+@pytest.mark.parametrize("t", range(8))
+def test_decoder_turns_the_image_back(codec, photo, t):
+    """A file coded in orientation t decodes to the image in its own orientation."""
+    a = np.asarray(photo.crop((0, 0, 80, 48)))
+    coded = codec.compress(np.ascontiguousarray(codec_mod.orient(a, t)), quality=60, effort=1)
+    turned = rewrite_header(coded, orientation=t, width=80, height=48)
+    assert container.parse(turned).header.coded_size == ((48, 80) if t % 2 else (80, 48))
+    expected = codec_mod.orient(np.asarray(codec.decompress(coded)), t, inverse=True)
+    assert np.array_equal(np.asarray(codec.decompress(turned)), expected)
+
+
+def test_effort_keeps_the_best_orientation(codec, photo):
+    """A higher effort codes more orientations; the file kept never costs more R + λ·D."""
+    a = np.asarray(photo)
+    lam = codec.package.lmbda(40)
+
+    def cost(data):
+        out = np.asarray(codec.decompress(data), dtype=np.float64)
+        return len(data) * 8 / (128 * 96) + lam * np.mean((out - a) ** 2)
+
+    files = {e: codec.compress(a, quality=40, effort=e) for e in (1, 2, 3)}
+    assert container.parse(files[1]).header.orientation == 0
+    assert container.parse(files[2]).header.orientation in (0, 2)
+    assert cost(files[3]) <= cost(files[2]) <= cost(files[1])
+    for data in files.values():
+        assert psnr(photo, codec.decompress(data)) > psnr(photo, codec.decompress(
+            codec.compress(a, quality=20, effort=1)))
+
+
+def test_effort_respects_bpp_and_psnr_targets(codec, photo):
+    budget = len(codec.compress(photo, quality=50, effort=1)) * 8 / (128 * 96)
+    for effort in (1, 3):
+        data = codec.compress(photo, bpp=budget, effort=effort)
+        assert len(data) <= budget * 128 * 96 / 8
+        data = codec.compress(photo, psnr=30.0, effort=effort)
+        assert psnr(photo, codec.decompress(data)) >= 30.0
+
+
+@pytest.mark.parametrize("effort", [0, 4, 2.0, True, "2"])
+def test_bad_effort(codec, photo, effort):
+    with pytest.raises(ValueError, match="effort must be 1, 2 or 3"):
+        codec.compress(photo, effort=effort)
 
 
 # ---- sizes --------------------------------------------------------------------------------

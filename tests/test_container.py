@@ -23,9 +23,11 @@ from aecodec.errors import (
 )
 
 
-def make_header(width=100, height=70, mode="RGB", rows=2, name="test-model") -> Header:
+def make_header(width=100, height=70, mode="RGB", rows=2, name="test-model",
+                orientation=0) -> Header:
     return Header(width=width, height=height, mode=mode, quality=62.5, model_name=name,
-                  model_hash=bytes(range(container.HASH_LEN)), slice_rows=rows)
+                  model_hash=bytes(range(container.HASH_LEN)), slice_rows=rows,
+                  orientation=orientation)
 
 
 def make_file(mode="RGB", **kw) -> AecFile:
@@ -111,14 +113,14 @@ def test_unknown_critical_chunk_is_refused():
 
 def test_unknown_major_version_is_refused_newer_minor_accepted():
     data = bytearray(make_file().to_bytes())
-    data[len(container.MAGIC)] = 3
-    with pytest.raises(UnsupportedVersionError, match="version 3.0"):
+    data[len(container.MAGIC)] = 4
+    with pytest.raises(UnsupportedVersionError, match="version 4.0"):
         container.parse(bytes(data))
     # A later minor version is readable, fields appended to HEAD included.
     parts = split(make_file().to_bytes())
     parts[0] = (b"HEAD", parts[0][1] + b"future field")
-    newer = container.parse(join(parts, version=(2, 7)))
-    assert newer.header.version == (2, 7) and newer.y_streams == make_file().y_streams
+    newer = container.parse(join(parts, version=(3, 7)))
+    assert newer.header.version == (3, 7) and newer.y_streams == make_file().y_streams
 
 
 def test_version_2_framing_is_small():
@@ -127,7 +129,7 @@ def test_version_2_framing_is_small():
     f.metadata = {}
     data = f.to_bytes()
     streams = len(f.z_stream) + sum(map(len, f.y_streams))
-    assert data[len(container.MAGIC):container.PREFIX_LEN] == bytes(container.VERSION) == b"\2\0"
+    assert data[len(container.MAGIC):container.PREFIX_LEN] == bytes(container.VERSION) == b"\3\0"
     # prefix 10, HEAD 5 + 28 fields + 4 CRC, ZSTR 5, 4 × YSTR 5, DONE 5 + 4 CRC.
     assert len(data) - streams == 10 + 37 + 5 + 5 * f.header.n_slices + 9
 
@@ -292,3 +294,25 @@ def test_version_1_damage_is_detected():
     for n in range(0, len(data), 97):
         with pytest.raises(FormatError):
             container.parse(data[:n])
+
+
+@pytest.mark.parametrize("orientation", range(container.ORIENTATIONS))
+def test_orientation_round_trips_and_sets_the_coded_size(orientation):
+    f = make_file(width=200, height=70, orientation=orientation)
+    h = container.parse(f.to_bytes()).header
+    assert (h.orientation, h.width, h.height) == (orientation, 200, 70)
+    # a quarter turn codes a 70 × 200 image: the 8 × 16 latent grid becomes 16 × 8
+    assert (h.latent_height, h.latent_width) == ((16, 8) if orientation % 2 else (8, 16))
+
+
+def test_unknown_flags_are_refused_in_version_3_and_ignored_in_version_2():
+    data = make_file(orientation=5).to_bytes()
+    head = split(data)[0][1]
+    flags_at = head.index(bytes([container.MODES.index("RGB"), 5]))  # mode u8 · flags u8
+    forged = bytearray(head)
+    forged[flags_at + 1] = 0x0D  # bit 3 set
+    with pytest.raises(CorruptFileError, match="flags"):
+        container.parse(join([(b"HEAD", bytes(forged))] + split(data)[1:]))
+    # version 2 wrote 0 and ignored the byte: a v2 reader never saw an orientation
+    f = container.parse(join([(b"HEAD", bytes(forged))] + split(data)[1:], version=(2, 0)))
+    assert f.header.orientation == 0 and f.header.version == (2, 0)

@@ -1,10 +1,11 @@
 """Exact decoding (design §2): committed .aec files decode to recorded latent symbols, everywhere.
 
-tests/data/golden.aec (format version 1) and golden-v2.aec (version 2, the one written now) were
-written by tests/data/make_golden.py with the tiny test model tests/data/models/golden-tiny (so
-retraining the shipped model does not touch them). Both hold the same latent symbols; those and
-the exact hyper-synthesis output are recorded in tests/data/golden.json; they must not depend on
-the machine, the instruction set, the thread count or onnxruntime.
+tests/data/golden.aec (format version 1), golden-v2.aec (version 2) and golden-v3.aec (version 3,
+the one written now; its HEAD says a half turn) were written by tests/data/make_golden.py with the
+tiny test model tests/data/models/golden-tiny (so retraining the shipped model does not touch
+them). All hold the same latent symbols; those and the exact hyper-synthesis output are recorded
+in tests/data/golden.json; they must not depend on the machine, the instruction set, the thread
+count or onnxruntime.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import aecodec
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden.aec"
 GOLDEN_V2 = DATA / "golden-v2.aec"
+GOLDEN_V3 = DATA / "golden-v3.aec"
 RECORD = json.loads((DATA / "golden.json").read_text())
 
 
@@ -48,12 +50,14 @@ def golden_codec(threads: int = 0) -> aecodec.Codec:
 def test_golden_files_are_the_recorded_ones():
     assert hashlib.sha256(GOLDEN.read_bytes()).hexdigest() == RECORD["sha256_of_file"]
     assert hashlib.sha256(GOLDEN_V2.read_bytes()).hexdigest() == RECORD["sha256_of_v2_file"]
+    assert hashlib.sha256(GOLDEN_V3.read_bytes()).hexdigest() == RECORD["sha256_of_v3_file"]
 
 
-@pytest.mark.parametrize("path", [GOLDEN, GOLDEN_V2], ids=["v1", "v2"])
-def test_golden_symbols_match_the_record(path):
+@pytest.mark.parametrize("path, major", [(GOLDEN, 1), (GOLDEN_V2, 2), (GOLDEN_V3, 3)],
+                         ids=["v1", "v2", "v3"])
+def test_golden_symbols_match_the_record(path, major):
     header, z_hat, s = golden_codec().decode_latents(path)
-    assert header.version[0] == (1 if path == GOLDEN else 2)
+    assert header.version[0] == major
     assert header.n_slices == RECORD["slices"] > 1
     assert list(z_hat.shape) == RECORD["z_shape"] and list(s.shape) == RECORD["y_shape"]
     assert symbol_hash(z_hat, s) == RECORD["latent_symbol_sha256"]
@@ -95,14 +99,19 @@ def test_golden_decodes_to_an_image():
     im = golden_codec().decompress(GOLDEN)
     assert im.size == (200, 120) and im.mode == "RGB"
     assert np.array_equal(np.asarray(im), np.asarray(golden_codec().decompress(GOLDEN_V2)))
+    # The same streams with orientation 2: the decoder turns the image back by half a turn.
+    turned = golden_codec().decompress(GOLDEN_V3)
+    assert RECORD["v3_orientation"] == 2 and turned.size == (200, 120)
+    assert np.array_equal(np.asarray(turned), np.asarray(im)[::-1, ::-1])
 
 
-def test_version_2_writer_is_stable():
-    """The v2 bytes of the golden streams never change (a reader of them may be anywhere)."""
+def test_writer_is_stable():
+    """The v3 bytes of the golden streams never change (a reader of them may be anywhere)."""
     from aecodec import container
 
-    data = container.parse(GOLDEN_V2.read_bytes()).to_bytes()
-    assert data == GOLDEN_V2.read_bytes()
+    f = container.parse(GOLDEN_V3.read_bytes())
+    assert f.header.orientation == RECORD["v3_orientation"]
+    assert f.to_bytes() == GOLDEN_V3.read_bytes()
 
 
 def test_a_file_needs_the_model_that_wrote_it(monkeypatch):

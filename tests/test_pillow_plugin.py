@@ -76,6 +76,10 @@ def test_save_and_reopen(photo, tmp_path):
         assert np.array_equal(np.asarray(im), np.asarray(aecodec.decompress(path)))
     photo.save(tmp_path / "bpp.aec", bpp=1.0)
     assert (tmp_path / "bpp.aec").stat().st_size * 8 / (96 * 64) <= 1.0
+    photo.save(tmp_path / "e3.aec", quality=35, effort=3)
+    assert (tmp_path / "e3.aec").read_bytes() == aecodec.compress(photo, quality=35, effort=3)
+    with pytest.raises(ValueError, match="effort"):
+        photo.save(tmp_path / "bad.aec", effort=9)
     photo.save(tmp_path / "explicit.bin", format="AEC")
     assert (tmp_path / "explicit.bin").read_bytes().startswith(container.MAGIC)
 

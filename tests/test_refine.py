@@ -101,7 +101,8 @@ def test_refine_reports_its_progress(codec, crop):
     seen = []
     codec.refine_progress = lambda done, total: seen.append((done, total))
     try:
-        codec.compress(crop, quality=50, refine=3)
+        codec.compress(crop, quality=50, refine=3, effort=1)
+        codec.compress(crop, quality=50, refine=2, effort=2)  # each orientation is refined
     finally:
         codec.refine_progress = None
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert seen == [(1, 3), (2, 3), (3, 3)] + [(1, 2), (2, 2)] * 2

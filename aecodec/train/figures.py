@@ -43,7 +43,7 @@ def parity(package: Path, images: list[Path], qualities=(0, 25, 50, 75, 100)) ->
         est, real, streams, p_est, p_real = [], [], [], [], []
         for a in arrays:
             b, p = estimate_one(model, a, q)
-            data = codec.compress(a, quality=q)
+            data = codec.compress(a, quality=q, effort=1)  # as the estimate: orientation 0
             f = container.parse(data)
             streams_bytes = len(f.z_stream) + sum(len(y) for y in f.y_streams)
             pixels = a.shape[0] * a.shape[1]

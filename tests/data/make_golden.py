@@ -2,11 +2,12 @@
 
 Writes tests/data/models/golden-tiny/ (a tiny randomly initialised hyperprior exported as a model
 package, so the golden file does not change when the shipped model is retrained),
-tests/data/golden-v2.aec (a 120×200 synthetic image coded with it, several Y slices, in the
-current format) and tests/data/golden.json (SHA-256 of its decoded latent symbols). Only rerun this
-on purpose: the whole point of the golden files is that their symbols never change.
-tests/data/golden.aec holds the same image and symbols in format version 1 (written by this script
-before format 2; aecodec no longer writes version 1, so it cannot be regenerated — keep it).
+tests/data/golden-v3.aec (a 120×200 synthetic image coded with it, several Y slices, in the
+current format, HEAD's orientation set to a half turn) and tests/data/golden.json (SHA-256 of its
+decoded latent symbols). Only rerun this on purpose: the whole point of the golden files is that
+their symbols never change. tests/data/golden.aec and golden-v2.aec hold the same image and symbols
+in format versions 1 and 2 (written by this script before formats 2 and 3; aecodec no longer writes
+those versions, so they cannot be regenerated — keep them).
 """
 
 from __future__ import annotations
@@ -88,16 +89,25 @@ def hyper_hash(mu: np.ndarray, index: np.ndarray) -> str:
 
 def main() -> int:
     import aecodec
+    from aecodec import container
 
     make_package(HERE / "models" / NAME)
     codec = aecodec.Codec(NAME, model_path=[HERE / "models"], slice_symbols=200)
-    data = codec.compress(golden_image(), quality=90)
-    (HERE / "golden-v2.aec").write_bytes(data)
+    # Coded in orientation 0, then HEAD says 2 (a half turn): a valid file whose decoder has to
+    # turn the image back, so the golden test covers that step too.
+    f = container.parse(codec.compress(golden_image(), quality=90, effort=1))
+    f.header.orientation = 2
+    data = f.to_bytes()
+    (HERE / "golden-v3.aec").write_bytes(data)
     header, z_hat, s = codec.decode_latents(data)
     mu, index = codec._hyper_synthesis(codec._engine(), z_hat)
     v1 = (HERE / "golden.aec").read_bytes()
+    v2 = (HERE / "golden-v2.aec").read_bytes()
     record = {"file": "golden.aec", "sha256_of_file": hashlib.sha256(v1).hexdigest(),
-              "v2_file": "golden-v2.aec", "sha256_of_v2_file": hashlib.sha256(data).hexdigest(),
+              "v2_file": "golden-v2.aec",
+              "sha256_of_v2_file": hashlib.sha256(v2).hexdigest(),
+              "v3_file": "golden-v3.aec", "sha256_of_v3_file": hashlib.sha256(data).hexdigest(),
+              "v3_orientation": 2,
               "latent_symbol_sha256": symbol_hash(z_hat, s),
               "hyper_synthesis_sha256": hyper_hash(mu, index), "slices": header.n_slices,
               "z_shape": list(z_hat.shape), "y_shape": list(s.shape),
