@@ -235,6 +235,7 @@ class Aec(Adapter):
     speed_setting = 50
     threaded = True
     model = None  # model package name; None = the runtime's default
+    effort = None  # encoder effort 1-3 (orientations tried); None = the runtime's default
 
     def __init__(self, threads: int = 1):
         super().__init__(threads)
@@ -289,10 +290,13 @@ class Aec(Adapter):
             ort = f" {onnxruntime.__version__}"
         except ImportError:
             ort = ""
-        return f"CPU, onnxruntime{ort}"
+        import aecodec
+        effort = self.effort if self.effort is not None else aecodec.DEFAULT_EFFORT
+        return f"CPU, onnxruntime{ort}, effort {effort}"
 
     def encode(self, rgb, setting):
-        data = self.codec.compress(rgb, quality=setting)
+        kw = {} if self.effort is None else {"effort": self.effort}
+        data = self.codec.compress(rgb, quality=setting, **kw)
         self.last_timings = dict(getattr(self.codec, "last_timings", {}) or {})
         return bytes(data)
 
@@ -305,10 +309,13 @@ class Aec(Adapter):
 ADAPTERS = {a.name: a for a in (Aec, Jpeg, Webp, Avif, Jxl)}
 
 
-def make_adapter(name: str, threads: int = 1, model: Optional[str] = None) -> Adapter:
+def make_adapter(name: str, threads: int = 1, model: Optional[str] = None,
+                 effort: Optional[int] = None) -> Adapter:
     a = ADAPTERS[name](threads)
     if name == "aecodec" and model:
         a.model = model
+    if name == "aecodec" and effort is not None:
+        a.effort = effort
     return a
 
 
@@ -368,11 +375,12 @@ def parse_codecs(spec: str) -> List[str]:
     return names
 
 
-def available_adapters(names: List[str], threads: int, model: Optional[str] = None):
+def available_adapters(names: List[str], threads: int, model: Optional[str] = None,
+                       effort: Optional[int] = None):
     """Adapters that can run, plus {name: reason} for those skipped (printed to stderr)."""
     ok, skipped = [], {}
     for n in names:
-        a = make_adapter(n, threads, model)
+        a = make_adapter(n, threads, model, effort)
         why = a.unavailable()
         if why:
             skipped[n] = why

@@ -43,10 +43,10 @@ _WORKER_ADAPTERS: dict = {}
 
 def _task(args):
     """Worker: one codec, one image, all settings.  Returns per-setting measurements."""
-    name, threads, model, path, settings = args
-    key = (name, threads, model)
+    name, threads, model, effort, path, settings = args
+    key = (name, threads, model, effort)
     if key not in _WORKER_ADAPTERS:
-        _WORKER_ADAPTERS[key] = common.make_adapter(name, threads, model)
+        _WORKER_ADAPTERS[key] = common.make_adapter(name, threads, model, effort)
     ad = _WORKER_ADAPTERS[key]
     ref = common.load_rgb(path)
     h, w = ref.shape[:2]
@@ -75,16 +75,16 @@ def _task(args):
     return name, Path(path).name, rows
 
 
-def run_measurements(adapters, images, jobs, threads, model, aec_settings):
+def run_measurements(adapters, images, jobs, threads, model, aec_settings, effort=None):
     from tqdm import tqdm
 
     tasks = []
     for ad in adapters:
         settings = aec_settings if ad.name == "aecodec" else ad.settings
         for p in images:
-            tasks.append((ad.name, threads, model, str(p), list(settings)))
-    tasks.sort(key=lambda t: -_COST.get(t[0], 10) * len(t[4]))
-    total = sum(len(t[4]) for t in tasks)
+            tasks.append((ad.name, threads, model, effort, str(p), list(settings)))
+    tasks.sort(key=lambda t: -_COST.get(t[0], 10) * len(t[-1]))
+    total = sum(len(t[-1]) for t in tasks)
     per_image: dict = {ad.name: {} for ad in adapters}
     bar = tqdm(total=total, unit="img", desc="encode+decode+metrics", dynamic_ncols=True)
     if jobs > 1:
@@ -308,6 +308,8 @@ def main(argv=None) -> int:
                     help="aecodec qualities, comma-separated (default: "
                          + ",".join(str(q) for q in common.Aec.settings) + ")")
     ap.add_argument("--model", default=None, help="aecodec model package (default: the runtime's)")
+    ap.add_argument("--effort", type=int, default=None, choices=(1, 2, 3),
+                    help="aecodec encoder effort (default: the runtime's default)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="parallel worker processes (default: number of cores)")
     ap.add_argument("--threads", type=int, default=1, help="threads per codec in each worker")
@@ -331,7 +333,7 @@ def main(argv=None) -> int:
              else list(common.Aec.settings))
     jobs = args.jobs or max(1, min(len(images) * len(names), common.os.cpu_count() or 1))
 
-    adapters, skipped = common.available_adapters(names, args.threads, args.model)
+    adapters, skipped = common.available_adapters(names, args.threads, args.model, args.effort)
     if "aecodec" in names and (note := common.stale_model_note(args.model)):
         print(note, file=sys.stderr)
     if not adapters:
@@ -341,7 +343,8 @@ def main(argv=None) -> int:
           f"{', '.join(a.label for a in adapters)}; {jobs} worker(s) × {args.threads} thread(s)",
           file=sys.stderr)
 
-    per_image = run_measurements(adapters, images, jobs, args.threads, args.model, aec_q)
+    per_image = run_measurements(adapters, images, jobs, args.threads, args.model, aec_q,
+                                 args.effort)
     curves = summarize(per_image, images)
     published = load_published(args.anchors)
     anchors_meta = {}
