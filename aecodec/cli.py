@@ -372,7 +372,7 @@ def describe_file(data: bytes, name: str) -> dict:
         "height": h.height, "mode": h.mode, "bytes": len(data),
         "bpp": round(len(data) * 8 / (h.width * h.height), 4),
         "model": h.model_name, "model_hash": h.model_hash.hex(), "model_installed": installed,
-        "quality": round(h.quality, 3),
+        "quality": round(h.quality, 3), "orientation": h.orientation,
         "latent_shape": [m, h.latent_height, h.latent_width],
         "hyper_latent_shape": [nz, h.hyper_height, h.hyper_width],
         "slices": h.n_slices, "slice_rows": h.slice_rows,
@@ -380,6 +380,11 @@ def describe_file(data: bytes, name: str) -> dict:
         "alpha_bytes": len(f.alpha) if f.alpha is not None else None,
         "metadata_bytes": meta, "icc_description": icc_desc, "skipped_chunks": f.skipped,
     }
+
+
+_ORIENTATION_NAMES = ("as is", "turned a quarter left", "turned half", "turned a quarter right",
+                      "mirrored", "mirrored, turned a quarter left", "mirrored, turned half",
+                      "mirrored, turned a quarter right")
 
 
 def _format_info(d: dict) -> str:
@@ -396,7 +401,8 @@ def _format_info(d: dict) -> str:
         f"  file:      {d['bytes']:,} bytes, {d['bpp']:.4f} bpp",
         f"  model:     {d['model']} (content hash {d['model_hash'][:16]}"
         f"{'' if d['model_installed'] else ', NOT INSTALLED'})",
-        f"  quality:   {d['quality']:g}",
+        f"  quality:   {d['quality']:g}, coded in orientation {d['orientation']} "
+        f"({_ORIENTATION_NAMES[d['orientation']]})",
         f"  latents:   y {m or '?'}x{yh}x{yw} in {d['slices']} slice(s) of {d['slice_rows']} rows "
         f"({d['y_stream_bytes']:,} bytes), z {z_shape} "
         f"({d['z_stream_bytes']:,} bytes)",

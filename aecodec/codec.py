@@ -40,11 +40,11 @@ Y_LANES = 2
 Z_LANES = 1
 SEARCH_STEPS = 10  # bisection steps of the quality search for a target bpp (cheap: no g_s)
 PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 100/2^7
-# Orientations (orient()) the encoder tries per effort level, keeping the best file. The
-# transforms are not equivariant to flips and quarter turns (stride-2 sampling phase, training
-# with left-right flips only), so another orientation codes some images better: on 8 Kodak images
-# the half turn saved ~1.4 % of the bits at equal PSNR, all 8 orientations ~2 %
-# (docs/training.md, "Orientation search"). Each one tried costs a g_a and a g_s.
+# Orientations (orient()) the encoder tries per effort level, keeping the best file. Trained on
+# all eight orientations, the transforms are still not equivariant to them (the stride-2 grids
+# have a phase; no trained filter is exactly symmetric), so another orientation codes some images
+# better: on 8 Kodak images the half turn saved ~1.4 % of the bits at equal PSNR, all eight ~2 %
+# (README, "Encoder effort"). Each one tried costs a g_a and a g_s.
 EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS))}
 DEFAULT_EFFORT = 2
 

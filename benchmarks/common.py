@@ -274,6 +274,7 @@ class Aec(Adapter):
                 "content_hash": m.get("content_hash"),
                 "kmac_per_pixel": arch.get("kmac_per_pixel"),
                 "training_steps": prov.get("steps"),
+                "effort": self.effort if self.effort is not None else aecodec.DEFAULT_EFFORT,
                 "manifest_measured": {k: v for k, v in m.items()
                                       if "kodak" in k.lower() or "measured" in k.lower()}}
 

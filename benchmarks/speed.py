@@ -90,7 +90,8 @@ class _Sampler:
 
 
 def child(spec: dict) -> dict:
-    ad = common.make_adapter(spec["codec"], spec["threads"], spec.get("model"))
+    ad = common.make_adapter(spec["codec"], spec["threads"], spec.get("model"),
+                             spec.get("effort"))
     why = ad.unavailable()
     if why:
         return {"error": why}
@@ -300,6 +301,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=float, default=common.Aec.speed_setting,
                     help=f"aecodec quality (default {common.Aec.speed_setting})")
     ap.add_argument("--model", default=None, help="aecodec model package")
+    ap.add_argument("--effort", type=int, default=None, choices=(1, 2, 3),
+                    help="aecodec encoder effort (default: the runtime's default)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="threads for the codecs that can use them (default: all cores)")
     ap.add_argument("--repeat", type=int, default=3, help="timed calls per Kodak image (3)")
@@ -325,7 +328,7 @@ def main(argv=None) -> int:
     machine = common.machine_info()
     git = common.git_info()
     names = common.parse_codecs(args.codecs)
-    adapters, skipped = common.available_adapters(names, args.threads, args.model)
+    adapters, skipped = common.available_adapters(names, args.threads, args.model, args.effort)
     if not adapters:
         print("error: none of the requested codecs is available", file=sys.stderr)
         return 1
@@ -342,6 +345,7 @@ def main(argv=None) -> int:
             large = bool(img.get("large"))
             spec = {
                 "codec": a.name, "threads": args.threads, "model": args.model,
+                "effort": args.effort,
                 "image": img["file"], "setting": settings[a.name], "op": op,
                 "data": str(tmp / f"{a.name}-{img['name']}.bin"),
                 "warmup": 0 if large else 1,

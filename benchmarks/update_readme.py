@@ -75,8 +75,9 @@ def model_block(manifest: dict) -> str:
              "in its last whole-model session)."]
     kodak = fig.get("kodak")
     if kodak:
+        effort = f", encoder effort {kodak['effort']}" if kodak.get("effort") else ""
         lines += ["", f"Kodak ({kodak['images']} images, rd.py run of {kodak['date_utc']} at "
-                  f"`{kodak['git']}`):", "",
+                  f"`{kodak['git']}`{effort}):", "",
                   "| quality | bpp | PSNR (dB) | MS-SSIM |", "|---:|---:|---:|---:|"]
         lines += [f"| {p['quality']:g} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |"
                   for p in kodak["curve"]]

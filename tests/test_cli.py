@@ -218,6 +218,12 @@ def test_info(work, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["width"] == 40 and d["model_installed"] and d["bytes"] == len(aecodec_bytes)
     assert d["bpp"] == pytest.approx(len(aecodec_bytes) * 8 / 1200, abs=1e-3)
+    assert d["orientation"] == container.parse(aecodec_bytes).header.orientation
+    f = container.parse(aecodec_bytes)
+    f.header.orientation = 6
+    (work / "m.aec").write_bytes(f.to_bytes())
+    assert cli.main(["info", "m.aec"]) == 0
+    assert "orientation 6 (mirrored, turned half)" in capsys.readouterr().out
 
 
 # ---- bad input: one line, exit code 1, nothing left behind --------------------------------
