@@ -53,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None,
                    help="model package name or folder (default: the shipped default model)")
     c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
-    c.add_argument("-e", "--effort", type=int, default=2, choices=(1, 2, 3),
+    c.add_argument("-e", "--effort", type=int, default=1, choices=(1, 2, 3),
                    help="encoder effort: code 1, 2 or all 8 orientations of the image and keep "
-                        "the best file (default 2; each one costs an encode and a decode)")
+                        "the best file (default 1; 2 and 3 encode ~6x and ~20x slower)")
     c.add_argument("--refine", type=int, default=0, metavar="N",
                    help="fit the latents to each image with N gradient steps (needs torch; "
                         "e.g. 60: much slower, smaller files at the same quality)")

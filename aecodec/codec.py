@@ -46,7 +46,7 @@ PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 
 # better: on 8 Kodak images the half turn saved ~1.4 % of the bits at equal PSNR, all eight ~2 %
 # (README, "Encoder effort"). Each one tried costs a g_a and a g_s.
 EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS))}
-DEFAULT_EFFORT = 2
+DEFAULT_EFFORT = 1  # 2 and 3 encode ~6× and ~20× slower (README, "Encoder effort")
 
 
 def orient(a: np.ndarray, orientation: int, inverse: bool = False) -> np.ndarray:
@@ -321,7 +321,7 @@ class Codec:
         the lowest quality that reaches it). metadata=False drops ICC/EXIF/XMP; icc_profile,
         exif and xmp (bytes) replace the image's own. refine=N (needs torch) spends N gradient
         steps per encoded quality fitting the latents to this image (aecodec.train.refine):
-        much slower encoding, a better file for the same decoder. effort (1–3, default 2) is how
+        much slower encoding, a better file for the same decoder. effort (1–3, default 1) is how
         many orientations of the image the encoder codes and compares (1, 2 or all 8), keeping
         the best file: each costs about one encode and one decode more."""
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
