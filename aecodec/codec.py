@@ -360,8 +360,9 @@ class Codec:
         last: dict = {}  # the latents of the last (quality, orientation) tried
 
         def view(t: int) -> np.ndarray:
-            if t not in views:
-                views[t] = np.ascontiguousarray(orient(p.rgb, t))
+            if t not in views:  # one turned copy at a time: orientations are tried in turn
+                views.clear()
+                views[t] = p.rgb if t == 0 else np.ascontiguousarray(orient(p.rgb, t))
             return views[t]
 
         def quantize(q: float, t: int = 0) -> _Latents:
