@@ -387,8 +387,7 @@ class Codec:
             tt = time.perf_counter()
             rgb = self._synthesize(eng, quantize(q, t), x.shape[0], x.shape[1])
             timings["synthesis"] += time.perf_counter() - tt
-            d = rgb.astype(np.float32) - x
-            return float(np.dot(d.ravel(), d.ravel()))
+            return _sse(rgb, x)
 
         if bpp is not None:
             data, q = self._search_bpp(encode_at, bpp * w * h / 8)
@@ -628,6 +627,16 @@ def shared(model: str | None = None, device: str = "cpu", threads: int = 0) -> C
         if key not in _shared:
             _shared[key] = Codec(model, device=device, threads=threads)
         return _shared[key]
+
+
+def _sse(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
+    """Sum of squared differences of two uint8 images, exact (float64 sums of integers below
+    2**53), a band of rows at a time so a large image needs no full-size float copy."""
+    total = 0.0
+    for r in range(0, a.shape[0], rows):
+        d = a[r : r + rows].astype(np.float64) - b[r : r + rows]
+        total += float(np.dot(d.ravel(), d.ravel()))
+    return total
 
 
 def _sse_of_psnr(psnr: float, n: int) -> float:
