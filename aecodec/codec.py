@@ -54,7 +54,8 @@ def orient(a: np.ndarray, orientation: int, inverse: bool = False) -> np.ndarray
 
     orientation k: mirror left-right if k >= 4, then turn counter-clockwise by k % 4 quarter
     turns (numpy.rot90); inverse=True undoes it. Odd k swap width and height."""
-    if not (isinstance(orientation, (int, np.integer)) and 0 <= orientation < 8):
+    if not (isinstance(orientation, (int, np.integer))
+            and 0 <= orientation < container.ORIENTATIONS):
         raise ValueError(f"orientation must be an integer from 0 to 7, got {orientation!r}")
     if inverse:
         a = np.rot90(a, -(orientation % 4))
@@ -389,21 +390,19 @@ class Codec:
             timings["synthesis"] += time.perf_counter() - tt
             return _sse(rgb, x)
 
-        if bpp is not None:
-            data, q = self._search_bpp(encode_at, bpp * w * h / 8)
-        elif psnr is not None:
-            data, q = self._search_psnr(p, psnr, sse_at, encode_at)
+        budget = None if bpp is None else bpp * w * h / 8  # bytes
+        limit = None if psnr is None else _sse_of_psnr(psnr, p.rgb.size)
+        if budget is not None:
+            data, q = self._search_bpp(encode_at, budget)
+        elif limit is not None:
+            data, q = self._search_psnr(limit, sse_at, encode_at)
         else:
             q = DEFAULT_QUALITY if quality is None else float(quality)
             data = encode_at(q)
         orientations = EFFORT_ORIENTATIONS[effort]
         if len(orientations) > 1:
-            target = (bpp * w * h / 8 if bpp is not None else
-                      _sse_of_psnr(psnr, p.rgb.size) if psnr is not None else None)
             data = self._best_orientation(eng, q, orientations, data, encode_at, sse_at,
-                                          "bpp" if bpp is not None else
-                                          "psnr" if psnr is not None else "quality", target,
-                                          w * h)
+                                          budget, limit, w * h)
         timings["total"] = time.perf_counter() - t0
         self.last_timings = timings
         self.last_stats = {"quality": q, "bytes": len(data), "bpp": len(data) * 8 / (w * h),
@@ -499,9 +498,9 @@ class Codec:
                 hi = mid
         return lo_data, lo
 
-    def _search_psnr(self, p: Prepared, target: float, sse_at, encode_at):
-        """Lowest quality whose reconstruction reaches target dB (bisection on quality)."""
-        limit = _sse_of_psnr(target, p.rgb.size)
+    def _search_psnr(self, limit: float, sse_at, encode_at):
+        """Lowest quality whose reconstruction is within limit SSE, i.e. reaches the target
+        PSNR (bisection on quality)."""
 
         def reaches(q):
             return sse_at(q) <= limit
@@ -519,22 +518,23 @@ class Codec:
         return encode_at(hi), hi
 
     def _best_orientation(self, eng: _Engine, q: float, orientations, data: bytes, encode_at,
-                          sse_at, mode: str, target: float | None, pixels: int) -> bytes:
+                          sse_at, budget: float | None, limit: float | None,
+                          pixels: int) -> bytes:
         """The best of the files coding the image at quality q in each orientation.
 
-        mode "quality": least bits + λ(q)·SSE (the loss the model was trained for); "bpp": the
-        least SSE among files within target bytes; "psnr": the fewest bytes among files within
-        target SSE. Where no file meets the target, the one nearest to it."""
-        lam = eng.package.lmbda(q)
+        With a byte budget: the least SSE among files within it; with an SSE limit (a PSNR
+        target): the fewest bytes among files within it; where no file fits, the one nearest.
+        Otherwise the least bits + λ(q)·MSE, the loss the model was trained for."""
         cands = [(data, sse_at(q, 0))] + [(encode_at(q, t), sse_at(q, t))
                                           for t in orientations if t != 0]
-        if mode == "quality":
-            return min(cands, key=lambda c: len(c[0]) * 8 / pixels + lam * c[1] / (3 * pixels))[0]
-        if mode == "bpp":
-            fit = [c for c in cands if len(c[0]) <= target]
+        if budget is not None:
+            fit = [c for c in cands if len(c[0]) <= budget]
             return (min(fit, key=lambda c: (c[1], len(c[0]))) if fit else
                     min(cands, key=lambda c: len(c[0])))[0]
-        fit = [c for c in cands if c[1] <= target]
+        if limit is None:
+            lam = eng.package.lmbda(q)
+            return min(cands, key=lambda c: len(c[0]) * 8 / pixels + lam * c[1] / (3 * pixels))[0]
+        fit = [c for c in cands if c[1] <= limit]
         return (min(fit, key=lambda c: (len(c[0]), c[1])) if fit else
                 min(cands, key=lambda c: c[1]))[0]
 

@@ -132,9 +132,8 @@ class Header:
         elif flags >= ORIENTATIONS:
             raise CorruptFileError(f"invalid header flags 0x{flags:02x} (bits 3-7 must be 0)")
         pos += HASH_LEN + 1
-        hdr = cls._build(w, h, mode, q, payload[pos : pos + nlen], nlen, mhash, rows, version,
-                         flags)
-        return hdr
+        return cls._build(w, h, mode, q, payload[pos : pos + nlen], nlen, mhash, rows, version,
+                          flags)
 
     @classmethod
     def _from_v1(cls, payload: bytes, version: tuple) -> Header:

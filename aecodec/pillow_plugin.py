@@ -56,8 +56,9 @@ def _save(im: Image.Image, fp, filename) -> None:
     info = im.encoderinfo
     codec = shared_codec(info.get("model"), info.get("device", "cpu"), info.get("threads", 0))
     target = {k: info[k] for k in ("quality", "bpp", "psnr") if info.get(k) is not None}
-    meta = {k: info[k] for k in ("icc_profile", "exif", "xmp", "effort")
-            if info.get(k) is not None}
+    meta = {k: info[k] for k in ("icc_profile", "exif", "xmp") if info.get(k) is not None}
+    if info.get("effort") is not None:  # else the codec's default
+        meta["effort"] = info["effort"]
     fp.write(codec.compress(im, **target, metadata=info.get("metadata", True),
                             refine=info.get("refine", 0), **meta))
 

@@ -274,9 +274,13 @@ class Aec(Adapter):
                 "content_hash": m.get("content_hash"),
                 "kmac_per_pixel": arch.get("kmac_per_pixel"),
                 "training_steps": prov.get("steps"),
-                "effort": self.effort if self.effort is not None else aecodec.DEFAULT_EFFORT,
+                "effort": self.effective_effort(),
                 "manifest_measured": {k: v for k, v in m.items()
                                       if "kodak" in k.lower() or "measured" in k.lower()}}
+
+    def effective_effort(self) -> int:
+        import aecodec
+        return self.effort if self.effort is not None else aecodec.DEFAULT_EFFORT
 
     def model_info(self) -> str:
         m = model_manifest(self.model)
@@ -291,9 +295,7 @@ class Aec(Adapter):
             ort = f" {onnxruntime.__version__}"
         except ImportError:
             ort = ""
-        import aecodec
-        effort = self.effort if self.effort is not None else aecodec.DEFAULT_EFFORT
-        return f"CPU, onnxruntime{ort}, effort {effort}"
+        return f"CPU, onnxruntime{ort}, effort {self.effective_effort()}"
 
     def encode(self, rgb, setting):
         kw = {} if self.effort is None else {"effort": self.effort}

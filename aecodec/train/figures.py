@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -65,14 +64,6 @@ def parity(package: Path, images: list[Path], qualities=(0, 25, 50, 75, 100)) ->
     return rows
 
 
-def _effort(entry: dict) -> int | None:
-    """The encoder effort of rd.py's aecodec entry (origin, else its description), if known."""
-    effort = entry.get("origin", {}).get("effort")
-    if effort is None and (m := re.search(r"effort (\d)", entry.get("describe", ""))):
-        effort = int(m.group(1))
-    return effort
-
-
 def kodak_figures(rd_json: Path) -> dict:
     """aecodec's curve and its BD-rates against the measured WebP and AVIF of one rd.py run."""
     rd = json.loads(Path(rd_json).read_text())
@@ -84,7 +75,7 @@ def kodak_figures(rd_json: Path) -> dict:
             bd[row["anchor"]] = {m: row[m].get("bd_rate") for m in ("psnr", "ms_ssim")}
     return {"images": rd["n_images"], "dataset": rd["dataset"], "date_utc": rd["date_utc"],
             "command": rd["command"], "git": rd["git"]["short"], "curve": curve,
-            "effort": _effort(rd["codecs"]["aecodec"]),
+            "effort": rd["codecs"]["aecodec"].get("origin", {}).get("effort"),
             "bd_rate_percent": bd}
 
 
