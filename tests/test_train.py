@@ -168,9 +168,40 @@ def test_gpu_job_runs_on_cpu_from_a_package(image_folder, tmp_path):
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 2 and len(report["estimate_after"]) == 5
-    assert report["sga"] == [0.05, 0.03] and report["level_power"] == 0.6  # the CPU recipe's
+    assert report["total_steps"] == 7 and report["steps_per_s"] > 0
+    assert report["sga"] == [0.035, 0.025] and report["level_power"] == 0.5  # the CPU recipe's
     model, prov = load_model(out / "state.pt")
     assert prov["steps"] == 7 and model.cfg.M == TINY.M
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "state.pt"]  # no temp files
+
+
+def test_gpu_job_returns_weights_at_every_save(image_folder, tmp_path):
+    """A kill at the device's limit must not lose the run: each checkpoint reaches --out."""
+    pytest.importorskip("onnx")
+    from aecodec.train import gpu_job
+
+    torch.manual_seed(0)
+    export_package(HyperpriorCodec(TINY), tmp_path / "pkg", "tiny", {"steps": 5, "history": []})
+    seen = []
+    real = gpu_job._write_out
+    gpu_job._write_out = lambda tr, out, rep: (real(tr, out, rep), seen.append(tr.session_steps))
+    try:
+        gpu_job.main(["train", "--init", str(tmp_path / "pkg"), "--data", str(image_folder),
+                      "--eval-data", str(image_folder), "--run-dir", str(tmp_path / "run"),
+                      "--out", str(tmp_path / "out"), "--steps", "3", "--batch", "2",
+                      "--crop", "64", "--cpu", "--save-minutes", "0"])
+    finally:
+        gpu_job._write_out = real
+    assert seen[:3] == [1, 2, 3]  # after every step (--save-minutes 0), then the final write
+
+
+def test_gpu_job_refuses_what_would_not_come_back(tmp_path):
+    from aecodec.train.gpu_job import check_returned
+
+    for i in range(9):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+    with pytest.raises(RuntimeError, match="9 files"):
+        check_returned(tmp_path)
 
 
 def test_shipped_model_codes_within_3_percent_of_its_estimate(tmp_path):

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -142,6 +143,9 @@ class Trainer:
             self._resume(blob)
         self.step_fn = torch.compile(self.model) if args.compile else self.model
         self._stop = False
+        # Called after every checkpoint (periodic and final): a GPU job copies weights out
+        # with it, so a run killed at its time limit still returns them.
+        self.on_save: Callable[[Trainer], None] | None = None
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         """The parameters this run trains (--only: names with one of the given prefixes)."""
@@ -165,7 +169,7 @@ class Trainer:
         self.data.set_state(blob["data_rng"])
         if blob.get("level_loss") is not None:
             self.level_loss = blob["level_loss"].to(self.args.device)
-        torch.set_rng_state(blob["torch_rng"])
+        torch.set_rng_state(blob["torch_rng"].cpu())  # map_location moved it
         tqdm.write(f"resumed {self.ckpt} at step {self.provenance['steps']}")
 
     def save(self) -> None:
@@ -179,6 +183,8 @@ class Trainer:
         tmp = self.ckpt.with_suffix(".tmp")
         torch.save(blob, tmp)
         os.replace(tmp, self.ckpt)
+        if self.on_save is not None:
+            self.on_save(self)
 
     def _log(self, record: dict) -> None:
         with open(self.run_dir / "log.jsonl", "a") as f:
