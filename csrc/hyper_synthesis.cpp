@@ -17,7 +17,8 @@
 //
 // Speed: a register tile of P output pixels x (VO vectors of output channels) accumulates over all
 // taps and input channels; weights are laid out [tap][in][out] per block of output channels so the
-// inner loop streams them; activations are HWC with a one-pixel zero border.
+// inner loop streams them; activations are HWC with a one-pixel zero border. The kernel is compiled
+// once per instruction set (GCC and clang alike) and chosen at run time from one table, kKernels.
 #include "hyper_synthesis.hpp"
 
 #include <atomic>
@@ -32,28 +33,8 @@
 namespace aec {
 namespace {
 
-enum class Isa { sse2 = 0, avx2 = 1, avx512 = 2 };
-
-Isa detect_isa() {
-    Isa best = Isa::sse2;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) best = Isa::avx2;
-    if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
-#endif
-    if (const char* env = std::getenv("AECODEC_CORE_ISA")) {
-        Isa want = best;
-        if (!std::strcmp(env, "sse2")) want = Isa::sse2;
-        else if (!std::strcmp(env, "avx2")) want = Isa::avx2;
-        else if (!std::strcmp(env, "avx512")) want = Isa::avx512;
-        if (int(want) < int(best)) best = want;
-    }
-    return best;
-}
-
-// Register tile per instruction set: P pixels x VO vectors; CB = VO * lanes output channels.
+// Register tile: kP output pixels (the channel block CB is the kernel's own, see kKernels).
 constexpr int kP = 6;
-int block_channels(Isa isa) { return isa == Isa::avx512 ? 64 : isa == Isa::avx2 ? 16 : 8; }
 
 // One layer, as the kernel sees it. The transposed convs have 4 parity classes (py, px), the conv
 // one. Offsets are in floats relative to the input pixel of the tile's first output pixel.
@@ -152,42 +133,108 @@ typedef void (*RowFn)(const Layer&, const Act&, const Sink&, bool, int);
 }  // namespace
 
 // ---- the kernel, compiled once per instruction set ------------------------------------------
-// Each copy is compiled with its own target (pragma), so the vector code is generated for that ISA
-// from the start (an always_inline template would be lowered for the baseline ISA first).
+// Each copy is compiled with its own target for the whole region (GCC: `#pragma GCC target`, clang:
+// `#pragma clang attribute` giving every function in it `target(...)`), so the vector code is
+// generated for that ISA from the start (an always_inline template would otherwise be lowered for
+// the baseline ISA first, or be refused by clang for a target mismatch). avx512f gives FMA to
+// both compilers, so exactness rests on contraction being off in every kernel: -ffp-contract=off
+// (setup.py, both compilers; without it both would fuse a * b + c) and, for clang, the pragma below.
+// clang defines __GNUC__ too; GCC-style vectors and __builtin_cpu_supports work in both.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 #define AEC_KERNEL_NS k_sse2
 #define AEC_VBYTES 16
 #define AEC_VO 2
 #include "hyper_synthesis_kernel.inc"
 
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define AEC_HAVE_X86_KERNELS 1
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#endif
 #define AEC_KERNEL_NS k_avx2
 #define AEC_VBYTES 32
 #define AEC_VO 2
 #include "hyper_synthesis_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#endif
 #define AEC_KERNEL_NS k_avx512
 #define AEC_VBYTES 64
 #define AEC_VO 4
 #include "hyper_synthesis_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif
 
 namespace {
 
-RowFn row_fn(Isa isa) {
+// CPU checks, one per kernel: the features its target region enables.
+bool cpu_baseline() { return true; }
 #ifdef AEC_HAVE_X86_KERNELS
-    if (isa == Isa::avx512) return k_avx512::layer_row;
-    if (isa == Isa::avx2) return k_avx2::layer_row;
-#endif
-    (void)isa;
-    return k_sse2::layer_row;
+bool cpu_avx2() {
+    static const bool ok = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
+    return ok;
 }
+bool cpu_avx512() {
+    static const bool ok = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") != 0);
+    return ok;
+}
+#endif
+
+struct Kernel {
+    const char* isa;  // name reported and accepted by AECODEC_CORE_ISA
+    int block;        // CB: output channels per weight block, the kernel's compile-time constant
+    RowFn row;        // the kernel, compiled for exactly that CB
+    bool (*cpu_has)();
+};
+
+// The kernels actually compiled into this build, best first; baseline last (always supported).
+// Invariant: `block` and `row` of an entry come from the same kernel namespace (k_X::CB and
+// k_X::layer_row), and hyper_synthesis packs the weights with the block of the entry whose kernel it
+// runs; so packing and kernel can never disagree, whichever kernels a compiler could build.
+const Kernel kKernels[] = {
+#ifdef AEC_HAVE_X86_KERNELS
+    {"avx512", k_avx512::CB, k_avx512::layer_row, cpu_avx512},
+    {"avx2", k_avx2::CB, k_avx2::layer_row, cpu_avx2},
+#endif
+    {"sse2", k_sse2::CB, k_sse2::layer_row, cpu_baseline},
+};
+constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
+
+// The best supported kernel, or the one AECODEC_CORE_ISA names if it is compiled and supported.
+const Kernel& select_kernel() {
+    const Kernel* best = &kKernels[kNumKernels - 1];
+    for (const Kernel& k : kKernels)
+        if (k.cpu_has()) {
+            best = &k;
+            break;
+        }
+    if (const char* env = std::getenv("AECODEC_CORE_ISA"))
+        for (const Kernel& k : kKernels)
+            if (!std::strcmp(env, k.isa)) return k.cpu_has() ? k : *best;
+    return *best;
+}
+
+std::atomic<const char*> g_last_isa{nullptr};
 
 // Runs rows [0, nrows) of a layer on `threads` threads; which thread computes a row never changes
 // its value (see the header comment), so a shared counter balances the load.
@@ -205,12 +252,27 @@ void run_rows(RowFn fn, const Layer& L, const Act& in, const Sink& s, bool trans
 
 }  // namespace
 
-const char* hyper_synthesis_isa() {
-    switch (detect_isa()) {
-        case Isa::avx512: return "avx512";
-        case Isa::avx2: return "avx2";
-        default: return "sse2";
-    }
+int hyper_synthesis_kernel_count() { return kNumKernels; }
+
+HyperSynthesisKernelInfo hyper_synthesis_kernel_info(int i) {
+    const Kernel& k = kKernels[i];
+    return {k.isa, k.block, k.cpu_has()};
+}
+
+const char* hyper_synthesis_isa() { return select_kernel().isa; }
+
+const char* hyper_synthesis_last_isa() { return g_last_isa.load(); }
+
+#define AEC_STR2(x) #x
+#define AEC_STR(x) AEC_STR2(x)
+const char* hyper_synthesis_compiler() {
+#if defined(__clang__)
+    return "clang " AEC_STR(__clang_major__) "." AEC_STR(__clang_minor__) "." AEC_STR(__clang_patchlevel__);
+#elif defined(__GNUC__)
+    return "gcc " AEC_STR(__GNUC__) "." AEC_STR(__GNUC_MINOR__) "." AEC_STR(__GNUC_PATCHLEVEL__);
+#else
+    return "unknown";
+#endif
 }
 
 void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const float* w2, const float* b2,
@@ -222,9 +284,11 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
     const int M = sh.m2 / 2;
     const int H0 = sh.h, W0 = sh.w, H1 = 2 * H0, W1 = 2 * W0, H2 = 2 * H1, W2 = 2 * W1;
     if (H0 == 0 || W0 == 0 || M == 0) return;
-    const Isa isa = detect_isa();
-    const int CB = block_channels(isa);
-    const RowFn fn = row_fn(isa);
+    // One entry gives both the packing block and the kernel (the invariant at kKernels).
+    const Kernel& kernel = select_kernel();
+    const int CB = kernel.block;
+    const RowFn fn = kernel.row;
+    g_last_isa.store(kernel.isa);
 
     Act a0, a1, a2;
     a0.H = H0, a0.W = W0, a0.ps = sh.nz;

@@ -22,8 +22,28 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
                      const float* w3, const float* b3, const float* thr, const HyperSynthesisShape& shape,
                      int threads, float* mu, int32_t* index);
 
-// The vector instruction set hyper_synthesis uses: "avx512", "avx2" or "sse2". The environment
-// variable AECODEC_CORE_ISA (same names) can force a lower one (for testing exactness across ISAs).
+// The kernels compiled into this build, best first (see the kernel table in the .cpp). Each has an
+// instruction-set name ("avx512", "avx2", "sse2"), its channel block (output channels per weight
+// block and register tile) and whether this CPU can run it. "sse2" (baseline vectors) is always
+// compiled and always supported; it is the last entry.
+struct HyperSynthesisKernelInfo {
+    const char* isa;
+    int block;
+    bool cpu_supported;
+};
+int hyper_synthesis_kernel_count();
+HyperSynthesisKernelInfo hyper_synthesis_kernel_info(int i);  // 0 <= i < hyper_synthesis_kernel_count()
+
+// The kernel hyper_synthesis selects now: the best compiled kernel the CPU supports, or the one
+// named by the environment variable AECODEC_CORE_ISA if that one is compiled and supported (for
+// testing exactness across ISAs; any other value is ignored).
 const char* hyper_synthesis_isa();
+
+// The kernel the most recent hyper_synthesis call (any thread) ran, or nullptr before the first
+// call with a non-empty output. Diagnostic, for tests that force a kernel.
+const char* hyper_synthesis_last_isa();
+
+// The compiler that built the kernels, e.g. "gcc 12.2.0" or "clang 14.0.6".
+const char* hyper_synthesis_compiler();
 
 }  // namespace aec

@@ -275,5 +275,30 @@ PYBIND11_MODULE(_core, m) {
           "round-half-to-even(float32(y - mu)) as int32 (saturating; NaN -> 0).");
     m.def("dequantize", &dequantize, py::arg("s"), py::arg("mu"), "float32(s) + mu.");
     m.def("hyper_synthesis_isa", &aec::hyper_synthesis_isa,
-          "Instruction set the hyper-synthesis kernel uses (AECODEC_CORE_ISA can force a lower one).");
+          "Instruction set the hyper-synthesis kernel uses (AECODEC_CORE_ISA can force another compiled, "
+          "supported one).");
+    m.def(
+        "hyper_synthesis_kernels",
+        []() {
+            py::list out;
+            for (int i = 0; i < aec::hyper_synthesis_kernel_count(); ++i) {
+                const aec::HyperSynthesisKernelInfo k = aec::hyper_synthesis_kernel_info(i);
+                py::dict d;
+                d["isa"] = k.isa;
+                d["block"] = k.block;
+                d["cpu_supported"] = k.cpu_supported;
+                out.append(d);
+            }
+            return out;
+        },
+        "The hyper-synthesis kernels compiled into this build, best first: dicts of isa, block "
+        "(output channels per weight block) and cpu_supported.");
+    m.def(
+        "hyper_synthesis_last_isa",
+        []() -> py::object {
+            const char* isa = aec::hyper_synthesis_last_isa();
+            return isa ? py::object(py::str(isa)) : py::object(py::none());
+        },
+        "Instruction set of the kernel the most recent hyper_synthesis call ran (None before any).");
+    m.attr("compiler") = aec::hyper_synthesis_compiler();
 }

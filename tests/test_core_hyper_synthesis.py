@@ -1,8 +1,14 @@
-"""Exact hyper-synthesis: core == numpy reference bit for bit, any thread count and ISA."""
+"""Exact hyper-synthesis: core == numpy reference bit for bit, any thread count and ISA.
+
+Every kernel the core compiled and the CPU supports is forced in turn (AECODEC_CORE_ISA) and the
+core must report that it ran that one. Set AECODEC_EXPECT_CORE_COMPILER (e.g. "clang", as .ci/run
+does for its clang build) to check which compiler built the _core under test.
+"""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -65,7 +71,42 @@ def test_core_matches_reference_bit_for_bit(nz, h, w, c1, c2, m, seed):
     np.testing.assert_array_equal(idx3, idx)
 
 
-def test_thread_counts_and_isas_agree():
+ALL_ISAS = ("avx512", "avx2", "sse2")  # best first
+BLOCKS = {"avx512": 64, "avx2": 16, "sse2": 8}  # output channels per weight block
+
+
+def runnable_isas():
+    """The kernels this build compiled and this CPU supports, best first."""
+    return [k["isa"] for k in _core.hyper_synthesis_kernels() if k["cpu_supported"]]
+
+
+def test_core_was_built_by_the_expected_compiler():
+    name, _, version = _core.compiler.partition(" ")
+    assert name in ("gcc", "clang") and version, _core.compiler
+    want = os.environ.get("AECODEC_EXPECT_CORE_COMPILER")
+    if want:
+        assert name == want, f"{_core.__file__} was built by {_core.compiler}, expected {want}"
+
+
+def test_kernel_table(monkeypatch):
+    kernels = _core.hyper_synthesis_kernels()
+    names = [k["isa"] for k in kernels]
+    assert names == [isa for isa in ALL_ISAS if isa in names], "not best first"
+    assert names[-1] == "sse2" and kernels[-1]["cpu_supported"]
+    for k in kernels:
+        assert k["block"] == BLOCKS[k["isa"]]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        # GCC and clang both compile every kernel; a missing one is the bug this guards against
+        assert names == list(ALL_ISAS), f"{_core.compiler} compiled only {names}"
+    monkeypatch.delenv("AECODEC_CORE_ISA", raising=False)
+    assert _core.hyper_synthesis_isa() == runnable_isas()[0]
+    # a name that is not a runnable kernel is ignored: the best one runs, and says so
+    for bad in ["nonsense"] + [isa for isa in ALL_ISAS if isa not in runnable_isas()]:
+        monkeypatch.setenv("AECODEC_CORE_ISA", bad)
+        assert _core.hyper_synthesis_isa() == runnable_isas()[0]
+
+
+def test_thread_counts_agree():
     rng = np.random.default_rng(1)
     args = random_problem(rng, 16, 5, 7, 24, 40, 20, nthr=63)
     mu, idx = _core.hyper_synthesis(**args, threads=1)
@@ -76,19 +117,39 @@ def test_thread_counts_and_isas_agree():
         m2, i2 = _core.hyper_synthesis(**args, threads=threads)
         assert_bits_equal(m2, mu)
         np.testing.assert_array_equal(i2, idx)
-    old = os.environ.get("AECODEC_CORE_ISA")
-    try:
-        for isa in ("sse2", "avx2", "avx512"):
-            os.environ["AECODEC_CORE_ISA"] = isa
-            m2, i2 = _core.hyper_synthesis(**args, threads=2)
-            assert_bits_equal(m2, mu)
-            np.testing.assert_array_equal(i2, idx)
-    finally:
-        if old is None:
-            os.environ.pop("AECODEC_CORE_ISA", None)
-        else:
-            os.environ["AECODEC_CORE_ISA"] = old
-    assert _core.hyper_synthesis_isa() in ("sse2", "avx2", "avx512")
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+def test_each_isa_matches_reference(isa, monkeypatch):
+    if isa not in runnable_isas():
+        pytest.skip(f"{isa} kernel not compiled by {_core.compiler} or not supported by this CPU")
+    monkeypatch.setenv("AECODEC_CORE_ISA", isa)
+    assert _core.hyper_synthesis_isa() == isa
+    rng = np.random.default_rng(11)
+    # channel counts below, at, across and not multiples of every block (8, 16, 64)
+    for nz, h, w, c1, c2, m in [(16, 5, 7, 24, 40, 20), (3, 2, 9, 70, 17, 33), (5, 3, 2, 8, 16, 64),
+                                (1, 1, 1, 1, 1, 1), (9, 2, 3, 129, 65, 7)]:
+        args = random_problem(rng, nz, h, w, c1, c2, m, nthr=63)
+        mu_ref, idx_ref = reference(**args)
+        for threads in (1, 3):
+            mu, idx = _core.hyper_synthesis(**args, threads=threads)
+            assert _core.hyper_synthesis_last_isa() == isa
+            assert_bits_equal(mu, mu_ref)
+            np.testing.assert_array_equal(idx, idx_ref)
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+def test_each_isa_reproduces_the_golden_hyper_synthesis(isa, monkeypatch):
+    if isa not in runnable_isas():
+        pytest.skip(f"{isa} kernel not compiled by {_core.compiler} or not supported by this CPU")
+    from test_golden import GOLDEN, RECORD, golden_codec, hyper_hash
+
+    codec = golden_codec()
+    _, z_hat, _ = codec.decode_latents(GOLDEN)
+    monkeypatch.setenv("AECODEC_CORE_ISA", isa)
+    mu, index = codec._hyper_synthesis(codec._engine(), z_hat)
+    assert _core.hyper_synthesis_last_isa() == isa
+    assert hyper_hash(mu, index) == RECORD["hyper_synthesis_sha256"]
 
 
 def test_layer_semantics_match_pytorch():
