@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("inputs", nargs="+", metavar="FILE.aec", help=".aec files or - for stdin")
     i.add_argument("--json", action="store_true", help="one JSON object per file")
 
+    ms = sub.add_parser("models", help="list the installed models (id, role, size, Kodak figures)",
+                        description="List the installed model packages: the default encoder, "
+                                    "other encoders, and decode-only (retired) models that "
+                                    "keep older files decodable.")
+    ms.add_argument("--json", action="store_true", help="one JSON object per model")
+
     sub.add_parser("train", help='train a model (needs torch: pip install "aecodec[train]")',
                    add_help=False)
     sub.add_parser("export", help='export a model package (needs torch: pip install '
@@ -426,6 +432,47 @@ def cmd_info(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def describe_models() -> list[dict]:
+    """Everything `aecodec models` shows: one dict per installed package, default first."""
+    from . import model_package
+
+    rows = []
+    for name, h, folder in model_package.available():
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        default = model_package.is_default(name, h)
+        role = ("default encoder" if default else
+                "encoder" if model_package.can_encode(folder) else "decode-only")
+        kodak = (m.get("figures") or {}).get("kodak") or {}
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        rows.append({"model": name, "content_hash": h, "id": f"{name}@{h[:12]}", "role": role,
+                     "bytes": size, "folder": str(folder),
+                     "steps": (m.get("provenance") or {}).get("steps"),
+                     "kodak_bd_rate": kodak.get("bd_rate_percent"),
+                     "kodak_effort": kodak.get("effort"), "kodak_date": kodak.get("date_utc")})
+    return sorted(rows, key=lambda r: (r["role"] != "default encoder", r["role"], r["id"]))
+
+
+def _format_model(r: dict) -> str:
+    bd = r["kodak_bd_rate"] or {}
+    peers = ", ".join(f"{peer} {v['psnr']:+.1f} %" for peer, v in bd.items()
+                      if isinstance(v, dict) and isinstance(v.get("psnr"), (int, float)))
+    figures = (f"Kodak BD-rate (PSNR, effort {r['kodak_effort'] or 1}) vs {peers}" if peers
+               else "no Kodak figures")
+    steps = f"{r['steps']:,} steps" if r["steps"] else "steps unknown"
+    return (f"{r['id']:<28} {r['role']:<16} {r['bytes'] / 2**20:6.1f} MiB  {steps}\n"
+            f"{'':<28} {figures}\n{'':<28} {r['folder']}")
+
+
+def cmd_models(args) -> int:
+    rows = describe_models()
+    for r in rows:
+        print(json.dumps(r) if args.json else _format_model(r))
+    if not rows:
+        _error("no model package is installed: reinstall aecodec")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def delegate(command: str, argv: list[str]) -> int:
     """`aecodec train|export …` → aecodec.train.cli (needs torch)."""
     try:
@@ -458,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{opt} must be positive")
     try:
         return {"compress": cmd_compress, "decompress": cmd_decompress,
-                "info": cmd_info}[args.command](args)
+                "info": cmd_info, "models": cmd_models}[args.command](args)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

@@ -264,6 +264,8 @@ class Codec:
         self.threads = int(threads or 0)
         self.model_path = [model_path] if isinstance(model_path, (str, os.PathLike)) else (
             list(model_path or []))
+        if model and model_package.is_folder(model):  # it decodes the files it writes, too
+            self.model_path.insert(0, Path(model).parent)
         self.tile = tile
         self.slice_symbols = max(1, int(slice_symbols))
         self._engines: dict = {}

@@ -19,9 +19,25 @@ import numpy as np
 from .errors import ModelNotFoundError, ModelPackageError
 
 DEFAULT_MODEL = "hyperprior-mse"
+# The model that encodes by default: name + content hash (whole or a prefix of 16+ digits).
+# Changing it is how a new model lands; the one it replaces stays installed as decode-only.
+DEFAULT_HASH = "e541f20ff70a7916f040f1b254de3d83ea18a5c8ebbf53567d910a38262cf3c5"
 ENV_VAR = "AECODEC_MODEL_PATH"
-# Files the runtime reads; their names and bytes define the content hash (as aecodec export).
-RUNTIME_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+
+# A model's identity (docs/model-package.md, "Identity"): the files that define the bitstream
+# and the reference reconstruction. Only these are hashed into the id that files record, so
+# decoder-side extras and encoder files can be added or dropped without orphaning a file.
+IDENTITY_FILES = ("g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+ENCODER_FILES = ("g_a.onnx", "h_a.onnx")
+# Package format 1 hashed the encoder's graphs too: those ids stay as they are (files record
+# them), so a format-1 model is verified over these five files while it has them all ...
+LEGACY_HASH_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+# ... and, retired to decode-only, by the hash of its identity files recorded here, in the
+# code, so that a manifest cannot vouch for itself.
+RETIRED_LEGACY = {
+    "e541f20ff70a7916f040f1b254de3d83ea18a5c8ebbf53567d910a38262cf3c5":
+        "01605e4dd24de8a04d511b63a713509e755a75261a8b5bf463d57861ba0d1fc1",
+}
 TABLE_DTYPES = {
     "z_cdf": np.uint32, "z_cdf_len": np.int32, "z_offset": np.int32,
     "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
@@ -54,10 +70,11 @@ def search_path(extra=None) -> list[Path]:
     return out
 
 
-def compute_hash(folder: Path) -> str:
-    """SHA-256 over the runtime files' names, lengths and bytes, in a fixed order."""
+def compute_hash(folder: Path, names: tuple[str, ...] = IDENTITY_FILES) -> str:
+    """SHA-256 over the named files' names, lengths and bytes, in the given order: a model's
+    content hash (the one definition, used by `aecodec export` too)."""
     h = hashlib.sha256()
-    for name in RUNTIME_FILES:
+    for name in names:
         try:
             data = (folder / name).read_bytes()
         except OSError as e:
@@ -67,12 +84,62 @@ def compute_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify(folder: Path, manifest: dict) -> str:
+    """Check every file of a package against its manifest; return the content hash.
+
+    Raises ModelPackageError naming the damaged or missing file. A format-2 package lists the
+    SHA-256 of each of its files (`files`); its content hash covers IDENTITY_FILES."""
+    claimed = manifest["content_hash"]
+    if manifest.get("format", 1) < 2:  # format 1: one hash over all five runtime files
+        actual = compute_hash(folder, LEGACY_HASH_FILES)
+        if actual != claimed:
+            raise ModelPackageError(
+                f"model package {folder} is damaged: its files hash to {actual[:16]}, its "
+                f"manifest says {claimed[:16]}; reinstall it")
+        return actual
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not set(IDENTITY_FILES) <= set(files):
+        raise ModelPackageError(f"model package {folder}: manifest.json lists no digests of "
+                                f"{', '.join(IDENTITY_FILES)}; reinstall it")
+    for name, digest in sorted(files.items()):
+        path = folder / name
+        if os.sep in name or "/" in name or not path.is_file():
+            raise ModelPackageError(f"model package {folder} is incomplete: {name} is missing; "
+                                    f"reinstall it")
+        if file_digest(path) != digest:
+            raise ModelPackageError(f"model package {folder} is damaged: {path} does not match "
+                                    f"its SHA-256 in manifest.json; reinstall it")
+    identity = compute_hash(folder, IDENTITY_FILES)
+    if manifest.get("identity") == "format-1":  # a retired format-1 model (RETIRED_LEGACY)
+        if RETIRED_LEGACY.get(claimed) != identity:
+            raise ModelPackageError(f"model package {folder} claims the format-1 model "
+                                    f"{claimed[:16]}, but its files are not that model's")
+    elif identity != claimed:
+        raise ModelPackageError(
+            f"model package {folder} is damaged: its files hash to {identity[:16]}, its "
+            f"manifest says {claimed[:16]}; reinstall it")
+    return claimed
+
+
 def _read_manifest(folder: Path) -> dict | None:
     try:
         m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return m if isinstance(m, dict) and isinstance(m.get("content_hash"), str) else None
+
+
+def can_encode(folder: Path) -> bool:
+    """Whether a package carries the encoder (a decode-only package keeps IDENTITY_FILES)."""
+    return all((folder / f).is_file() for f in ENCODER_FILES)
+
+
+def is_default(name: str, content_hash: str) -> bool:
+    return name == DEFAULT_MODEL and content_hash.startswith(DEFAULT_HASH[:16])
 
 
 def available(extra=None) -> list[tuple[str, str, Path]]:
@@ -86,27 +153,37 @@ def available(extra=None) -> list[tuple[str, str, Path]]:
     return out
 
 
+def is_folder(name: str) -> bool:
+    """Whether a model argument names a package folder rather than a model name."""
+    return os.sep in name or bool(os.altsep and os.altsep in name) or Path(name).is_absolute()
+
+
 def find(name: str | None = None, content_hash: str | None = None, extra=None) -> Path:
     """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given.
 
-    `content_hash` is hex, whole or its first 16 digits or more (a version-2 .aec file records
-    the first 8 bytes)."""
+    `content_hash` is hex, whole or its first 16 digits or more (an .aec file records the first
+    8 bytes). Without one, the default model if `name` is its name, else the first package of
+    that name that can encode."""
     name = name or DEFAULT_MODEL
-    if os.sep in name or (os.altsep and os.altsep in name) or Path(name).is_absolute():
+    if is_folder(name):
         folder = Path(name)  # an explicit package folder
         if _read_manifest(folder) is None:
             raise ModelNotFoundError(f"{folder} is not a model package (no valid manifest.json)")
         return folder
     if content_hash is not None and not (16 <= len(content_hash) <= 64):
         raise ValueError(f"content_hash must be 16..64 hex digits, got {len(content_hash)}")
-    found = []
-    for d in search_path(extra):
-        m = _read_manifest(d / name)
-        if m is None:
+    wanted = content_hash or (DEFAULT_HASH[:16] if name == DEFAULT_MODEL else None)
+    found, encoders = [], []
+    for pkg_name, h, folder in available(extra):
+        if pkg_name != name:
             continue
-        if content_hash is None or m["content_hash"].startswith(content_hash):
-            return d / name
-        found.append(m["content_hash"])
+        if wanted is not None and h.startswith(wanted):
+            return folder
+        found.append(h)
+        if can_encode(folder):
+            encoders.append(folder)
+    if content_hash is None and name != DEFAULT_MODEL and encoders:
+        return encoders[0]
     where = ", ".join(str(d) for d in search_path(extra)) or "(no model folders found)"
     if content_hash is None:
         raise ModelNotFoundError(
@@ -115,9 +192,9 @@ def find(name: str | None = None, content_hash: str | None = None, extra=None) -
     have = ", ".join(h[:16] for h in found)
     raise ModelNotFoundError(
         f"this file was encoded with model {name!r} (content hash {content_hash[:16]}), which is "
-        f"not installed" + (f" (installed {name!r} has content hash {have})" if have else "")
-        + f": install the aecodec version that wrote it, or put that model package in a "
-        f"directory listed in ${ENV_VAR}")
+        f"not installed" + (f" (installed {name!r}: content hash {have})" if have else "")
+        + f": install an aecodec that ships it (`aecodec models` lists what is installed), or "
+        f"put that model package in a directory listed in ${ENV_VAR}")
 
 
 @dataclass
@@ -151,7 +228,22 @@ class ModelPackage:
         return int(np.asarray(self.tables["precision"]).reshape(-1)[0])  # stored 0-d or [1]
 
     def onnx_path(self, stage: str) -> Path:
-        return self.path / f"{stage}.onnx"
+        """The ONNX graph of a stage; g_a and h_a refused clearly in a decode-only package."""
+        path = self.path / f"{stage}.onnx"
+        if f"{stage}.onnx" in ENCODER_FILES and not path.is_file():
+            raise ModelNotFoundError(
+                f"model {self.name} ({self.content_hash[:16]}) is installed decode-only (it "
+                f"decodes the files it wrote but no longer encodes): encode with the default "
+                f"model {DEFAULT_MODEL} ({DEFAULT_HASH[:16]}) instead")
+        return path
+
+    @property
+    def can_encode(self) -> bool:
+        return can_encode(self.path)
+
+    @property
+    def is_default(self) -> bool:
+        return is_default(self.name, self.content_hash)
 
     def gain(self, quality: float) -> np.ndarray:
         """Gain vector float32 [M] for a quality in [0, 100] (docs/model-package.md)."""
@@ -224,11 +316,7 @@ def load(name: str | None = None, content_hash: str | None = None, extra=None) -
     with _lock:
         if key in _cache:
             return _cache[key]
-        actual = compute_hash(folder)
-        if actual != manifest["content_hash"]:
-            raise ModelPackageError(
-                f"model package {folder} is damaged: its files hash to {actual[:16]}, its manifest "
-                f"says {manifest['content_hash'][:16]}; reinstall it")
+        actual = verify(folder, manifest)
         tables = _load_npz(folder / "tables.npz")
         hyper = _load_npz(folder / "hyper_synthesis.npz")
         _validate(folder, tables, hyper)
@@ -239,4 +327,3 @@ def load(name: str | None = None, content_hash: str | None = None, extra=None) -
         pkg = ModelPackage(folder, manifest, actual, tables, hyper)
         _cache[key] = pkg
         return pkg
-

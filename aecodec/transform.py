@@ -78,13 +78,12 @@ class Transforms:
                 # One input shape per image (see _tiled): the arena is reused as is; a memory
                 # pattern would add a second, equally large, block.
                 opts.enable_mem_pattern = False
+                path = self.package.onnx_path(stage)  # a decode-only package refuses g_a here
                 try:
                     self._sessions[stage] = ort.InferenceSession(
-                        str(self.package.onnx_path(stage)), sess_options=opts,
-                        providers=self._providers)
+                        str(path), sess_options=opts, providers=self._providers)
                 except Exception as e:  # onnxruntime raises its own exception types
-                    raise ModelPackageError(
-                        f"cannot load {self.package.onnx_path(stage)}: {e}") from e
+                    raise ModelPackageError(f"cannot load {path}: {e}") from e
             return self._sessions[stage]
 
     def _run(self, stage: str, x: np.ndarray, extra: dict | None = None) -> np.ndarray:

@@ -357,14 +357,14 @@ def stale_model_note(model: Optional[str], repo: Path = REPO) -> Optional[str]:
         m_used = json.loads((used / "manifest.json").read_text())
         # an explicit folder is what gets loaded: models/<relative path> is missing (OSError),
         # and an absolute path joins to the folder itself (same hash): no note either way
-        m_repo = json.loads((repo / "models" / name / "manifest.json").read_text())
+        m_repo = json.loads((repo / "models" / used.name / "manifest.json").read_text())
     except (ImportError, OSError, ValueError, LookupError, AecError):
         return None
     if m_used.get("content_hash") == m_repo.get("content_hash"):
         return None
     h_used, h_repo = str(m_used.get("content_hash"))[:12], str(m_repo.get("content_hash"))[:12]
     return (f"warning: the runtime loads {name} {h_used} from {used}, "
-            f"but this checkout's models/{name} is {h_repo}: "
+            f"but this checkout's models/{used.name} is {h_repo}: "
             "reinstall (pip install --no-deps --no-build-isolation .) to measure the checkout's")
 
 

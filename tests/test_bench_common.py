@@ -14,7 +14,7 @@ _spec.loader.exec_module(common)
 
 
 def _fake_repo(tmp_path: Path, content_hash: str) -> Path:
-    d = tmp_path / "models" / model_package.DEFAULT_MODEL
+    d = tmp_path / "models" / model_package.find().name
     d.mkdir(parents=True)
     (d / "manifest.json").write_text(json.dumps({"content_hash": content_hash}))
     return tmp_path

@@ -146,12 +146,19 @@ def test_export_is_deterministic_and_onnx_matches_torch(tmp_path):
     assert np.all(tables["z_cdf"][:, 0] == 0)
     assert tables["gains"].shape == (len(TINY.lambdas), TINY.M)
 
-    # The package is enough to resume from: its state gives back the same weights.
+    # The package is enough to resume from, with no second copy of the weights: rebuilt from
+    # its graphs and tables, the model is the exported one exactly (the same content hash).
+    assert not (tmp_path / "a" / "state.pt").exists()
+    assert set(manifest["files"]) == {p.name for p in (tmp_path / "a").iterdir()} - {
+        "manifest.json"}
     reloaded, prov2 = load_model(tmp_path / "a")
     assert prov2["steps"] == 0
     with torch.no_grad():
         y2 = reloaded.g_a(x).numpy()
-    np.testing.assert_allclose(y2, y_torch, rtol=2e-2, atol=2e-2)  # fp16 state
+    np.testing.assert_array_equal(y2, y_torch)
+    m3 = export_package(reloaded, tmp_path / "c", "tiny", prov)
+    assert m3["content_hash"] == m1["content_hash"]
+    assert m3["files"] == m1["files"]  # encoder graphs and training file too
 
 
 def test_gpu_job_runs_on_cpu_from_a_package(image_folder, tmp_path):

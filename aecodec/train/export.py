@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import math
@@ -16,16 +15,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import model_package
 from ..cdf_tables import gaussian_family, pmf_to_cdf
 from .entropy_models import SCALE_MAX, SCALE_MIN
 from .networks import HyperpriorCodec, model_kmac_per_pixel
 
-PACKAGE_FORMAT = 1
+PACKAGE_FORMAT = 2  # per-file digests; the content hash covers IDENTITY_FILES only
 PRECISION = 16
 N_SCALES = 64
 Z_TAIL = 1e-9
-# Files the runtime reads; their bytes define the model's content hash.
-RUNTIME_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+# What training needs beyond the runtime files (the ONNX graphs hold the transforms' weights,
+# hyper_synthesis.npz h_s's): the factorized density's parameters and the log-domain gains
+# and level scales, whose exp() the tables hold. Small (~60 kB): no weight is stored twice.
+TRAINING_FILE = "training.npz"
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -39,12 +41,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def content_hash(folder: Path) -> str:
-    """SHA-256 over the runtime files' names and bytes, in a fixed order."""
-    h = hashlib.sha256()
-    for name in RUNTIME_FILES:
-        data = (folder / name).read_bytes()
-        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
+    """The model's id: model_package.compute_hash over its identity files."""
+    return model_package.compute_hash(Path(folder), model_package.IDENTITY_FILES)
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, inp: str, out: str,
@@ -110,6 +108,51 @@ def hyper_synthesis_arrays(model: HyperpriorCodec) -> dict[str, np.ndarray]:
     return out
 
 
+def runtime_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The parameters a package's runtime files hold as they are: the transforms' from the ONNX
+    graphs' initializers (named as the torch parameters), h_s's from hyper_synthesis.npz."""
+    import onnx
+    from onnx import numpy_helper
+
+    state: dict[str, torch.Tensor] = {}
+    for stage in ("g_a", "h_a", "g_s"):
+        if not (folder / f"{stage}.onnx").exists():
+            continue
+        for init in onnx.load(str(folder / f"{stage}.onnx")).graph.initializer:
+            state[f"{stage}.{init.name}"] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    with np.load(folder / "hyper_synthesis.npz", allow_pickle=False) as z:
+        for i, layer in enumerate((0, 2, 4), 1):
+            state[f"h_s.{layer}.weight"] = torch.from_numpy(z[f"w{i}"].astype(np.float32))
+            state[f"h_s.{layer}.bias"] = torch.from_numpy(z[f"b{i}"].astype(np.float32))
+    return state
+
+
+def training_arrays(model: HyperpriorCodec, folder: Path) -> dict[str, np.ndarray]:
+    """TRAINING_FILE's arrays: every parameter the runtime files of `folder` do not hold as
+    it is (the factorized density, log gains and level scales, and any weight the ONNX
+    exporter merged with an equal one), so that no weight is stored twice."""
+    have = runtime_state(folder)
+    return {k: v.detach().float().numpy() for k, v in model.state_dict().items()
+            if k not in have or not torch.equal(have[k], v.detach().float())}
+
+
+def package_state(folder: str | Path) -> tuple[dict, dict]:
+    """(state_dict, manifest) of a package, rebuilt from its runtime files and TRAINING_FILE.
+    Exact: exporting it again gives the same files."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model_package.verify(folder, manifest)
+    needed = (*model_package.ENCODER_FILES, TRAINING_FILE)
+    missing = [f for f in needed if not (folder / f).exists()]
+    if missing:
+        raise ValueError(f"{folder} cannot be trained from: it lacks {', '.join(missing)} (a "
+                         f"decode-only package keeps only what decoding needs)")
+    state = runtime_state(folder)
+    with np.load(folder / TRAINING_FILE, allow_pickle=False) as z:
+        state.update({k: torch.from_numpy(z[k].copy()) for k in z.files})
+    return state, manifest
+
+
 def load_model(source: str | Path, use_ema: bool = True) -> tuple[HyperpriorCodec, dict]:
     """A model from a training checkpoint (its EMA weights), a package folder or a state.pt."""
     from .train import load_state_file
@@ -166,11 +209,14 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         tables["decoder_scales"] = torch.exp(model.g_s.log_scales).detach().float().numpy()
     write_npz(tmp / "tables.npz", tables)
 
-    write_state(model, tmp / "state.pt", provenance)
+    write_npz(tmp / TRAINING_FILE, training_arrays(model, tmp))
+    files = sorted(p.name for p in tmp.iterdir())
     manifest = {
         "name": name,
         "format": PACKAGE_FORMAT,
         "content_hash": content_hash(tmp),
+        "identity": list(model_package.IDENTITY_FILES),
+        "files": {f: model_package.file_digest(tmp / f) for f in files},
         "architecture": {
             "kind": "mean-scale hyperprior with gain units (Minnen 2018, Cui 2021)"
                     + (", level-conditioned g_a" if cfg.encoder_scales else "")
@@ -197,12 +243,42 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     return manifest
 
 
+def retire_package(src: str | Path, dest: str | Path) -> dict:
+    """Write the decode-only copy of package `src` to `dest`: its identity files and a
+    manifest (format 2) listing their digests. Same id: every file the model wrote still
+    decodes. A format-1 source keeps its id through model_package.RETIRED_LEGACY, which must
+    hold the returned manifest's `identity_hash` for it."""
+    src, dest = Path(src), Path(dest)
+    old = json.loads((src / "manifest.json").read_text())
+    model_package.verify(src, old)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in model_package.IDENTITY_FILES:
+        shutil.copy2(src / f, tmp / f)
+    legacy = old.get("format", 1) < 2
+    manifest = {k: v for k, v in old.items() if k not in ("files", "identity")}
+    manifest.update({
+        "format": PACKAGE_FORMAT,
+        "identity": "format-1" if legacy else list(model_package.IDENTITY_FILES),
+        "files": {f: model_package.file_digest(tmp / f) for f in model_package.IDENTITY_FILES},
+        "retired": True,
+    })
+    identity = model_package.compute_hash(tmp, model_package.IDENTITY_FILES)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return {**manifest, "identity_hash": identity}
+
+
 def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aecodec export", description="Write a model package.")
     p.add_argument("source",
                    help="run folder or last.ckpt (EMA weights), package folder or state.pt")
     p.add_argument("--name", default="hyperprior-mse", help="package name")
-    p.add_argument("--out", default=None, help="output folder (default models/<name>)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default models/<name>-<first 12 digits of its hash>)")
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--data", default="../shared/data/train", help="training data (provenance)")
     return p
@@ -213,7 +289,13 @@ def run_export(args: argparse.Namespace) -> int:
     prov = dict(prov)
     prov.setdefault("data", str(args.data))
     prov["export_command"] = "aecodec export " + " ".join(sys.argv[2:])
-    out = args.out or str(Path("models") / args.name)
+    out = Path(args.out) if args.out else Path("models") / f".{args.name}.export"
     manifest = export_package(model, out, args.name, prov)
+    if not args.out:  # models/<name>-<hash12>: a new model never replaces a landed one
+        final = Path("models") / f"{args.name}-{manifest['content_hash'][:12]}"
+        if final.exists():
+            shutil.rmtree(final)  # the same id: the same identity files
+        out.rename(final)
+        out = final
     print(f"wrote {out} (content hash {manifest['content_hash'][:16]}…)")
     return 0

@@ -67,12 +67,18 @@ class TrainArgs:
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
-    """(config, state_dict, provenance) from a package folder, its state.pt, or a run's
-    folder or last.ckpt (its EMA weights, or the raw ones if not use_ema, in full precision)."""
+    """(config, state_dict, provenance) from a package folder (rebuilt from its files), a
+    state.pt (a GPU job's fp16 weights), or a run's folder or last.ckpt (its EMA weights, or
+    the raw ones if not use_ema, in full precision)."""
     path = Path(path)
+    if path.is_dir() and (path / "manifest.json").exists() and not (path / "state.pt").exists():
+        from .export import package_state
+
+        state, manifest = package_state(path)
+        return Config.from_dict(manifest["architecture"]), state, manifest.get("provenance", {})
     if path.is_dir():
         path = path / ("last.ckpt" if (path / "last.ckpt").exists() else "state.pt")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
     if "ema" in blob:  # a run's checkpoint: full precision
         state = blob["ema" if use_ema else "model"]
     else:  # a package's fp16 state
@@ -98,7 +104,7 @@ class Trainer:
         self.provenance = {"steps": 0, "wall_seconds": 0.0, "history": []}
         init_state, blob = None, None
         if self.ckpt.exists():  # a resumed run keeps its own architecture and levels
-            blob = torch.load(self.ckpt, map_location=args.device, weights_only=False)
+            blob = torch.load(self.ckpt, map_location=args.device, weights_only=True)
             cfg = Config.from_dict(blob["config"])
         else:  # a new run: architecture from --init or config, then --lambdas
             cfg = Config.from_dict(args.config) if args.config else Config()
