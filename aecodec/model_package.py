@@ -21,7 +21,7 @@ from .errors import ModelNotFoundError, ModelPackageError
 DEFAULT_MODEL = "hyperprior-mse"
 # The model that encodes by default: name + content hash (whole or a prefix of 16+ digits).
 # Changing it is how a new model lands; the one it replaces stays installed as decode-only.
-DEFAULT_HASH = "e541f20ff70a7916f040f1b254de3d83ea18a5c8ebbf53567d910a38262cf3c5"
+DEFAULT_HASH = "de40e52c05b1beaf2ef24ce7c12af85eb889cf2f32ddaaaad4c1799cb63551ab"
 ENV_VAR = "AECODEC_MODEL_PATH"
 
 # A model's identity (docs/model-package.md, "Identity"): the files that define the bitstream
