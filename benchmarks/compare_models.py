@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Compare trained models by their own rate–distortion estimate: which snapshot should ship?
 
-    python benchmarks/compare_models.py models/hyperprior-mse runs/default
-    python benchmarks/compare_models.py models/hyperprior-mse runs/r4/last.ckpt --stride 1
+    python benchmarks/compare_models.py hyperprior-mse runs/default
+    python benchmarks/compare_models.py hyperprior-mse runs/r4/last.ckpt --stride 1
 
-Each argument is a model package folder (its state.pt), a run folder (its last.ckpt) or a
-checkpoint file; checkpoints are read at their EMA weights, which is what `aecodec export` writes.
+Each argument is a model name (its installed package), a package folder, a run folder (its
+last.ckpt), a checkpoint file or a GPU job's state.pt; checkpoints are read at their EMA
+weights, which is what `aecodec export` writes.
 For every model: the torch estimate (bits from the likelihoods, PSNR of the 8-bit reconstruction;
 within ~3 % of the coded files, see tests/test_train.py) at the package qualities of rd.py, on
 every --stride-th Kodak image, and Pillow's WebP (method 6) on the same images in the same run.

@@ -15,8 +15,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", default=d.eval_data, help="folder of evaluation images (Kodak)")
     p.add_argument("--run-dir", default=d.run_dir, help="where the resumable state is kept")
     p.add_argument("--init", default=None,
-                   help="model package folder (or its state.pt), or another run's folder or "
-                        "last.ckpt (its EMA weights), to start from when the run is new")
+                   help="model name (e.g. hyperprior-mse: the default package), package folder, "
+                        "a GPU job's state.pt, or another run's folder or last.ckpt (its EMA "
+                        "weights), to start from when the run is new")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=None, help="number of steps this session")
     p.add_argument("--batch", type=int, default=d.batch)

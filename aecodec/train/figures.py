@@ -1,6 +1,6 @@
 """A model package's measured figures: rate parity of the real codec, and Kodak RD from rd.py.
 
-    python -m aecodec.train.figures models/hyperprior-mse --rd benchmarks/results/rd.json
+    python -m aecodec.train.figures models/hyperprior-mse-<hash12> --rd benchmarks/results/rd.json
 
 Writes the "figures" entry of the package's manifest.json (not part of the content hash):
 - parity: per quality, the bpp the torch model estimates and the bpp aecodec really writes
@@ -36,7 +36,7 @@ def parity(package: Path, images: list[Path], qualities=(0, 25, 50, 75, 100)) ->
 
     model, _ = load_model(package)
     model.eval()
-    codec = aecodec.Codec(model=package.name, model_path=str(package.parent))
+    codec = aecodec.Codec(model=str(package.resolve()))
     arrays = [_rgb(p) for p in images]
     rows = []
     for q in qualities:

@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--jpeg-quality", type=int, default=93,
                     help="store crops as 4:4:4 JPEG at this quality (0: copy them losslessly)")
     pt = sub.add_parser("train", help="train on the device for a fixed budget")
-    pt.add_argument("--init", default="models/hyperprior-mse")
+    pt.add_argument("--init", default="hyperprior-mse",
+                    help="model name (its installed default package) or package folder")
     pt.add_argument("--data", default="gpu_data/train")
     pt.add_argument("--eval-data", default="gpu_data/kodak")
     pt.add_argument("--run-dir", default="/tmp/aecodec_gpu_run")

@@ -67,10 +67,15 @@ class TrainArgs:
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
-    """(config, state_dict, provenance) from a package folder (rebuilt from its files), a
+    """(config, state_dict, provenance) from a model name (the installed package of that name:
+    the default model for hyperprior-mse), a package folder (rebuilt from its files), a
     state.pt (a GPU job's fp16 weights), or a run's folder or last.ckpt (its EMA weights, or
     the raw ones if not use_ema, in full precision)."""
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1:  # a model name: its installed package
+        from ..model_package import find
+
+        path = find(str(path))
     if path.is_dir() and (path / "manifest.json").exists() and not (path / "state.pt").exists():
         from .export import package_state
 
