@@ -508,3 +508,41 @@ def test_widened_latent_computes_the_same_and_its_new_channels_learn(image_folde
     with pytest.raises(ValueError, match="must grow"):
         Trainer(TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run2"), steps=1,
                           init=str(pkg), latent_channels=TINY.M - 2, threads=1))
+
+
+def test_device_crops_are_the_drawn_crops(tmp_path):
+    """The one-shot gather of a GPU run cuts, flips and transposes exactly as drawn."""
+    from aecodec.train.data import CropDataset
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            tmp_path / f"im{i}.png")
+    ds = CropDataset(tmp_path, crop=8, seed=1)
+    ds.to_device("cpu")
+    idx, ys, xs = rng.integers(3, size=64), rng.integers(13, size=64), rng.integers(17, size=64)
+    orient = rng.random((64, 3)) < 0.5
+    got = ds._gather(torch.from_numpy(idx), ys, xs, orient).numpy()
+    for b in range(64):
+        c = ds.images[idx[b]][ys[b]:ys[b] + 8, xs[b]:xs[b] + 8].transpose(2, 0, 1)
+        c = c[:, :, ::-1] if orient[b, 0] else c
+        c = c[:, ::-1] if orient[b, 1] else c
+        c = c.transpose(0, 2, 1) if orient[b, 2] else c
+        assert np.array_equal(got[b], c), b
+
+
+def test_bf16_transforms_train_and_estimate_close_to_fp32(image_folder, tmp_path):
+    """--amp bf16 (GPU runs): g_a and g_s under autocast, the rate in float32."""
+    torch.manual_seed(0)
+    model = HyperpriorCodec(TINY).eval()
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.0, 9.0])
+    with torch.no_grad():
+        ref = model(x, t, noisy=False, rate_quant="ste")
+        amp = model(x, t, noisy=False, rate_quant="ste", amp_dtype=torch.bfloat16)
+    assert amp["x_hat"].dtype == torch.float32 and amp["bpp"].dtype == torch.float32
+    assert torch.allclose(amp["x_hat"], ref["x_hat"], atol=0.05)
+    assert not torch.equal(amp["x_hat"], ref["x_hat"])  # autocast did run the transforms
+    args = TrainArgs(data=str(image_folder), run_dir=str(tmp_path / "run"), steps=2, batch=2,
+                     crop=64, eval_minutes=0, threads=1, config=TINY.to_dict(), amp="bf16")
+    tr = Trainer(args)
+    assert np.isfinite(tr.step(1e-4)["loss"])

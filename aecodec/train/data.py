@@ -74,14 +74,26 @@ class CropDataset:
         idx = torch.from_numpy(self.rng.integers(n, size=size))
         ys = self.rng.integers(h - self.crop + 1, size=size)
         xs = self.rng.integers(w - self.crop + 1, size=size)
-        orient = self.rng.random((size, 3)) < 0.5  # flip rows, flip columns, transpose
-        out = []
-        for i in range(size):
-            c = imgs[idx[i], :, ys[i] : ys[i] + self.crop, xs[i] : xs[i] + self.crop]
-            dims = [d for d, f in zip((2, 1), orient[i, :2]) if f]
-            c = torch.flip(c, dims) if dims else c
-            out.append(c.transpose(1, 2) if orient[i, 2] else c)
-        return torch.stack(out).float().div_(255)
+        orient = self.rng.random((size, 3)) < 0.5  # flip columns, flip rows, transpose
+        return self._gather(idx, ys, xs, orient).float().div_(255)
+
+    def _gather(self, idx, ys, xs, orient):
+        """uint8 [size, 3, crop, crop]: all crops in one indexing operation (a GPU run would
+        otherwise spend a kernel launch or three per crop). Crop b is image idx[b] at (ys[b],
+        xs[b]), columns flipped if orient[b, 0], rows if orient[b, 1], then transposed if
+        orient[b, 2]: out[i, j] = flipped[j, i]."""
+        import torch
+
+        dev, k = self.gpu_images.device, self.crop
+        o = torch.from_numpy(orient).to(dev)
+        ar = torch.arange(k, device=dev)
+        rows = torch.from_numpy(ys).to(dev)[:, None] + torch.where(o[:, 1:2], k - 1 - ar, ar)
+        cols = torch.from_numpy(xs).to(dev)[:, None] + torch.where(o[:, 0:1], k - 1 - ar, ar)
+        t = o[:, 2, None, None]
+        r = torch.where(t, rows[:, None, :], rows[:, :, None])  # [size, k (i), k (j)]
+        c = torch.where(t, cols[:, :, None], cols[:, None, :])
+        ch = torch.arange(3, device=dev)[None, :, None, None]
+        return self.gpu_images[idx.to(dev)[:, None, None, None], ch, r[:, None], c[:, None]]
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

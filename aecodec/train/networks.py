@@ -188,7 +188,8 @@ class HyperpriorCodec(nn.Module):
         return torch.exp(interpolate_levels(lam, t))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noisy: bool = True,
-                rate_quant: str = "noise", sga_tau: float | None = None) -> dict:
+                rate_quant: str = "noise", sga_tau: float | None = None,
+                amp_dtype: torch.dtype | None = None) -> dict:
         """Reconstruction and bits of x at level positions t.
 
         When training (noisy), the rate sees either additive uniform noise (rate_quant="noise",
@@ -197,13 +198,15 @@ class HyperpriorCodec(nn.Module):
         fine-tunes on the rate that is actually written. With sga_tau (training only), rate and
         reconstruction both see one stochastic Gumbel-annealed rounding of the residual at that
         temperature (sga_round): unlike the straight-through gradient, it tells the encoder which
-        integer each latent goes to.
+        integer each latent goes to. With amp_dtype (e.g. torch.bfloat16, a GPU run) g_a and g_s
+        run under autocast in that type; h_a, h_s and every likelihood stay in float32, since
+        the rate depends on μ and σ to far more bits than bf16 holds.
         """
         if rate_quant not in ("noise", "ste"):
             raise ValueError(f"rate_quant must be 'noise' or 'ste', not {rate_quant!r}")
         noisy = noisy and rate_quant == "noise"
         gain = self.gain(t)[:, :, None, None]
-        y = self.g_a(x, self.encoder_scales(t)) * gain
+        y = self._transform(self.g_a, x, self.encoder_scales(t), amp_dtype) * gain
         z = self.h_a(y)
         z_hat = ste_round(z)
         z_rate_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noisy else z_hat
@@ -218,10 +221,19 @@ class HyperpriorCodec(nn.Module):
             r_rate_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noisy else r_hat
         y_lik = GaussianConditional.likelihood(r_rate_in, GaussianConditional.scale(log_scale))
         y_hat = (r_hat + mu) / gain
-        x_hat = self.g_s(y_hat, self.decoder_scales(t))
+        x_hat = self._transform(self.g_s, y_hat, self.decoder_scales(t), amp_dtype)
         n_pix = x.shape[2] * x.shape[3]
         bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))
         return {"x_hat": x_hat, "bpp": bits / n_pix}
+
+
+    @staticmethod
+    def _transform(module: nn.Module, x: torch.Tensor, scales, amp_dtype) -> torch.Tensor:
+        """module(x, scales) in float32, or computed under autocast to amp_dtype."""
+        if amp_dtype is None:
+            return module(x, scales)
+        with torch.autocast(device_type=x.device.type, dtype=amp_dtype):
+            return module(x, scales).float()
 
 
 def model_kmac_per_pixel(cfg: Config) -> dict:

@@ -64,6 +64,7 @@ class TrainArgs:
     sga: tuple | None = None  # (start, end) SGA temperature of the residual's rounding, or None
     level_power: float = 1.0  # level positions drawn as (L − 1)·u^P: P < 1 favours high rates
     latent_channels: int | None = None  # a new run from --init gets M widened to this (widen.py)
+    amp: str | None = None  # "bf16": g_a and g_s under bf16 autocast (networks.forward)
 
 
 def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dict, dict]:
@@ -236,7 +237,8 @@ class Trainer:
             g["lr"] = lr
         x = self.data.batch_tensor(a.batch, a.device)
         t = self._draw_levels(a.batch)
-        out = self.step_fn(x, t, rate_quant=a.rate_quant, sga_tau=sga_tau)
+        amp = {None: None, "bf16": torch.bfloat16}[a.amp]
+        out = self.step_fn(x, t, rate_quant=a.rate_quant, sga_tau=sga_tau, amp_dtype=amp)
         mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
         per_sample = out["bpp"] + m.lmbda(t) * 255**2 * mse
         loss = per_sample.mean()
