@@ -272,21 +272,22 @@ def cmd_compress(args) -> int:
 
     def work(src, dst):
         data = read_source(src)
-        with Image.open(io.BytesIO(data)) as im, _refine_bar(codec, args, src):
+        with Image.open(io.BytesIO(data)) as im, _refine_bar(args, src) as progress:
             im.load()
-            out = codec.compress(im, **{k: v for k, v in target.items() if v is not None},
-                                 metadata=not args.strip, refine=args.refine,
-                                 effort=args.effort)
+            out = codec.encode(im, **{k: v for k, v in target.items() if v is not None},
+                               metadata=not args.strip, refine=args.refine,
+                               effort=args.effort, progress=progress).data
         write_atomic(dst, out, args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)
 
 
 @contextlib.contextmanager
-def _refine_bar(codec, args, src: str):
-    """A progress bar over the refinement steps of one file (they take seconds each)."""
+def _refine_bar(args, src: str):
+    """A progress bar over the refinement steps of one file (they take seconds each): yields
+    the per-call progress callback (None without refinement or with --quiet)."""
     if not args.refine or args.quiet:
-        yield
+        yield None
         return
     from tqdm import tqdm
 
@@ -299,11 +300,9 @@ def _refine_bar(codec, args, src: str):
             bar.reset(total=total)
         bar.update(1)
 
-    codec.refine_progress = step
     try:
-        yield
+        yield step
     finally:
-        codec.refine_progress = None
         bar.close()
 
 
@@ -334,7 +333,7 @@ def cmd_decompress(args) -> int:
         return EXIT_FAILED
 
     def work(src, dst):
-        im = codec.decompress(read_source(src))
+        im = codec.decode(read_source(src)).image
         fmt_out = _save_format(args, dst)
         if fmt_out in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
             raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "

@@ -299,14 +299,14 @@ class Aec(Adapter):
 
     def encode(self, rgb, setting):
         kw = {} if self.effort is None else {"effort": self.effort}
-        data = self.codec.compress(rgb, quality=setting, **kw)
-        self.last_timings = dict(getattr(self.codec, "last_timings", {}) or {})
-        return bytes(data)
+        result = self.codec.encode(rgb, quality=setting, **kw)
+        self.last_timings = dict(result.timings)
+        return bytes(result.data)
 
     def decode(self, data):
-        im = self.codec.decompress(data)
-        self.last_timings = dict(getattr(self.codec, "last_timings", {}) or {})
-        return np.asarray(im.convert("RGB"))
+        result = self.codec.decode(data)
+        self.last_timings = dict(result.timings)
+        return np.asarray(result.image.convert("RGB"))
 
 
 ADAPTERS = {a.name: a for a in (Aec, Jpeg, Webp, Avif, Jxl)}
