@@ -1,8 +1,9 @@
 """Model packages: find them, verify their content hash, load manifest, tables and h_s weights.
 
 A package is a folder `<name>/` holding the files of docs/model-package.md. Folders are searched in
-this order: the directories in $AECODEC_MODEL_PATH (os.pathsep-separated), the installed package
-data `aecodec.models`, and `<repo>/models` of a source checkout.
+this order: the directories in $AECODEC_MODEL_PATH (os.pathsep-separated), then the installed
+package data `aecodec.models` or, when aecodec runs from a source checkout, that checkout's
+`<repo>/models` (so the tree's code always meets the tree's models).
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ def search_path(extra=None) -> list[Path]:
     """Directories that may hold model packages, in search order."""
     dirs: list[Path] = [Path(p) for p in (extra or [])]
     dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    try:
-        from importlib.resources import files
-
-        dirs.append(Path(str(files("aecodec.models"))))
-    except (ImportError, TypeError, ValueError):
-        pass
     checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "setup.py").is_file():  # a source checkout: <repo>/models
+    if (checkout / "setup.py").is_file():
+        # Run from a source checkout: its own <repo>/models. `aecodec.models` could resolve to
+        # another install's (an editable install of a different checkout maps that name).
         dirs.append(checkout / "models")
+    else:
+        try:
+            from importlib.resources import files
+
+            dirs.append(Path(str(files("aecodec.models"))))
+        except (ImportError, TypeError, ValueError):
+            pass
     seen, out = set(), []
     for d in dirs:
         key = os.path.normcase(os.path.abspath(d))
