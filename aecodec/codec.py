@@ -13,7 +13,6 @@ so symbols decode identically on any machine, thread count or device.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -24,13 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import container, model_package
+from . import arguments, container, model_package
 from .container import Header
 from .decoder import decode_image, decode_symbols
 from .encoder import STAGES, ImageEncoder, Refiner, encode_image
 from .engine import Engine
 from .images import orient, prepare, read_input, with_metadata
-from .rate_control import DEFAULT_EFFORT, EFFORT_ORIENTATIONS
+from .rate_control import DEFAULT_EFFORT
 from .results import DecodeResult, EncodeResult, Timings
 from .transform import TILE, Transforms
 
@@ -60,16 +59,16 @@ class Codec:
                  model_path=None, tile: int = TILE, slice_symbols: int = SLICE_SYMBOLS):
         from .transform import providers
 
+        self.threads = arguments.threads(threads)
+        self.tile = arguments.at_least_one("tile", tile)
+        self.slice_symbols = arguments.at_least_one("slice_symbols", slice_symbols)
         providers(device)  # fail now, with what to install, not at the first image
         self.model = model or model_package.DEFAULT_MODEL
         self.device = device
-        self.threads = int(threads or 0)
         self.model_path = [model_path] if isinstance(model_path, (str, os.PathLike)) else (
             list(model_path or []))
         if model and model_package.is_folder(model):  # it decodes the files it writes, too
             self.model_path.insert(0, Path(model).parent)
-        self.tile = tile
-        self.slice_symbols = max(1, int(slice_symbols))
         self._engines: dict = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -161,7 +160,8 @@ class Codec:
         (steps done, steps) while refining. effort (1–3, default 1) is how many orientations of
         the image the encoder codes and compares (1, 2 or all 8), keeping the best file: each
         costs about one encode and one decode more."""
-        _check_encode_args(quality, bpp, psnr, refine, effort)
+        quality, bpp, psnr = arguments.target(quality, bpp, psnr)
+        refine, effort = arguments.refine(refine), arguments.effort(effort)
         t0 = time.perf_counter()
         timings = Timings.fromkeys(STAGES, 0.0)
         with timings.stage("prepare"):
@@ -172,7 +172,7 @@ class Codec:
         refiner = Refiner(refine, self.threads, self.device,
                           progress or self.refine_progress) if refine else None
         enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, timings, refiner)
-        q = DEFAULT_QUALITY if quality is None else float(quality)
+        q = DEFAULT_QUALITY if quality is None else quality
         data, q, t = encode_image(enc, q, bpp, psnr, effort)
         timings["total"] = time.perf_counter() - t0
         result = EncodeResult(data, q, t, w, h, dict(timings),
@@ -207,22 +207,6 @@ class Codec:
         return f.header, lat.z_hat, lat.s
 
 
-def _check_encode_args(quality, bpp, psnr, refine, effort) -> None:
-    if sum(v is not None for v in (quality, bpp, psnr)) > 1:
-        raise ValueError("give only one of quality, bpp and psnr")
-    if quality is not None and not (isinstance(quality, (int, float))
-                                    and 0 <= quality <= 100):
-        raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}")
-    if not (isinstance(refine, int) and 0 <= refine <= 10000):
-        raise ValueError(f"refine must be an integer from 0 to 10000, got {refine!r}")
-    if (isinstance(effort, bool) or not isinstance(effort, (int, np.integer))
-            or effort not in EFFORT_ORIENTATIONS):
-        raise ValueError(f"effort must be 1, 2 or 3, got {effort!r}")
-    for label, v in (("bpp", bpp), ("psnr", psnr)):
-        if v is not None and not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-            raise ValueError(f"{label} must be a positive number, got {v!r}")
-
-
 _shared: dict = {}
 _shared_lock = threading.Lock()
 
@@ -230,7 +214,7 @@ _shared_lock = threading.Lock()
 def shared(model: str | None = None, device: str = "cpu", threads: int = 0) -> Codec:
     """One Codec per (model, device, threads), shared by aecodec.compress/decompress and the
     Pillow plugin, so sessions are created once per process."""
-    key = (model, device, int(threads or 0))
+    key = (model, device, arguments.threads(threads))
     with _shared_lock:
         if key not in _shared:
             _shared[key] = Codec(model, device=device, threads=threads)
