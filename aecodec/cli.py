@@ -376,7 +376,7 @@ def describe_file(data: bytes, name: str) -> dict:
     m, nz, installed = h.latent_channels, h.hyper_channels, False
     try:
         folder = model_package.find(h.model_name, h.model_hash.hex())
-        arch = json.loads((folder / "manifest.json").read_text()).get("architecture", {})
+        arch = model_package.read_manifest(folder).get("architecture", {})
         installed = True
         m, nz = m or arch.get("M"), nz or arch.get("Nz")  # version 2 files leave them to the model
     except Exception:
@@ -456,7 +456,7 @@ def describe_models() -> list[dict]:
 
     rows = []
     for name, h, folder in model_package.available():
-        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        m = model_package.read_manifest(folder)
         default = model_package.is_default(name, h)
         role = ("default encoder" if default else
                 "encoder" if model_package.can_encode(folder) else "decode-only")
