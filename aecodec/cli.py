@@ -18,6 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from . import arguments
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
 FORMAT_EXT = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif",
@@ -29,6 +31,20 @@ class CliError(Exception):
 
 
 # ---- argument parsing ---------------------------------------------------------------------
+
+def _checked(check, parse=float, name: str | None = None):
+    """An argparse type: parse the text, then the API's own check (one message for both)."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            return check(name, value) if name else check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return convert
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -46,17 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (one input), folder (several), or - for stdout; default: "
                         "NAME.aec in the current folder (stdout for stdin)")
     t = c.add_mutually_exclusive_group()
-    t.add_argument("-q", "--quality", type=float, metavar="Q",
+    t.add_argument("-q", "--quality", type=_checked(arguments.quality), metavar="Q",
                    help="quality 0-100, higher is better (default 75)")
-    t.add_argument("--bpp", type=float, metavar="B", help="target bits per pixel (searched)")
-    t.add_argument("--psnr", type=float, metavar="P", help="target PSNR in dB (searched)")
+    t.add_argument("--bpp", type=_checked(arguments.positive, name="bpp"), metavar="B",
+                   help="target bits per pixel (searched)")
+    t.add_argument("--psnr", type=_checked(arguments.positive, name="psnr"), metavar="P",
+                   help="target PSNR in dB (searched)")
     c.add_argument("--model", default=None,
                    help="model package name or folder (default: the shipped default model)")
     c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
-    c.add_argument("-e", "--effort", type=int, default=1, choices=(1, 2, 3),
+    c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
+                   metavar="{1,2,3}",
                    help="encoder effort: code 1, 2 or all 8 orientations of the image and keep "
                         "the best file (default 1; 2 and 3 encode ~6x and ~20x slower)")
-    c.add_argument("--refine", type=int, default=0, metavar="N",
+    c.add_argument("--refine", type=_checked(arguments.refine, int), default=0, metavar="N",
                    help="fit the latents to each image with N gradient steps (needs torch; "
                         "e.g. 60: much slower, smaller files at the same quality)")
     _common(c)
@@ -94,7 +113,7 @@ def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     sp.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                     help="cpu (default) or cuda (needs onnxruntime-gpu)")
-    sp.add_argument("--threads", type=int, default=0, metavar="N",
+    sp.add_argument("--threads", type=_checked(arguments.threads, int), default=0, metavar="N",
                     help="worker threads (default: all cores)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
@@ -272,21 +291,22 @@ def cmd_compress(args) -> int:
 
     def work(src, dst):
         data = read_source(src)
-        with Image.open(io.BytesIO(data)) as im, _refine_bar(codec, args, src):
+        with Image.open(io.BytesIO(data)) as im, _refine_bar(args, src) as progress:
             im.load()
-            out = codec.compress(im, **{k: v for k, v in target.items() if v is not None},
-                                 metadata=not args.strip, refine=args.refine,
-                                 effort=args.effort)
+            out = codec.encode(im, **{k: v for k, v in target.items() if v is not None},
+                               metadata=not args.strip, refine=args.refine,
+                               effort=args.effort, progress=progress).data
         write_atomic(dst, out, args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)
 
 
 @contextlib.contextmanager
-def _refine_bar(codec, args, src: str):
-    """A progress bar over the refinement steps of one file (they take seconds each)."""
+def _refine_bar(args, src: str):
+    """A progress bar over the refinement steps of one file (they take seconds each): yields
+    the per-call progress callback (None without refinement or with --quiet)."""
     if not args.refine or args.quiet:
-        yield
+        yield None
         return
     from tqdm import tqdm
 
@@ -299,11 +319,9 @@ def _refine_bar(codec, args, src: str):
             bar.reset(total=total)
         bar.update(1)
 
-    codec.refine_progress = step
     try:
-        yield
+        yield step
     finally:
-        codec.refine_progress = None
         bar.close()
 
 
@@ -334,7 +352,7 @@ def cmd_decompress(args) -> int:
         return EXIT_FAILED
 
     def work(src, dst):
-        im = codec.decompress(read_source(src))
+        im = codec.decode(read_source(src)).image
         fmt_out = _save_format(args, dst)
         if fmt_out in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
             raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "
@@ -358,7 +376,7 @@ def describe_file(data: bytes, name: str) -> dict:
     m, nz, installed = h.latent_channels, h.hyper_channels, False
     try:
         folder = model_package.find(h.model_name, h.model_hash.hex())
-        arch = json.loads((folder / "manifest.json").read_text()).get("architecture", {})
+        arch = model_package.read_manifest(folder).get("architecture", {})
         installed = True
         m, nz = m or arch.get("M"), nz or arch.get("Nz")  # version 2 files leave them to the model
     except Exception:
@@ -438,7 +456,7 @@ def describe_models() -> list[dict]:
 
     rows = []
     for name, h, folder in model_package.available():
-        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        m = model_package.read_manifest(folder)
         default = model_package.is_default(name, h)
         role = ("default encoder" if default else
                 "encoder" if model_package.can_encode(folder) else "decode-only")
@@ -496,13 +514,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command == "compress" and args.quality is not None and not 0 <= args.quality <= 100:
-        parser.error("--quality must be between 0 and 100")
-    if args.command == "compress" and not 0 <= args.refine <= 10000:
-        parser.error("--refine must be between 0 and 10000")
-    for opt in ("bpp", "psnr"):
-        if getattr(args, opt, None) is not None and not getattr(args, opt) > 0:
-            parser.error(f"--{opt} must be positive")
     try:
         return {"compress": cmd_compress, "decompress": cmd_decompress,
                 "info": cmd_info, "models": cmd_models}[args.command](args)

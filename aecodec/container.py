@@ -31,6 +31,7 @@ from .errors import (
     NotAecFileError,
     UnsupportedVersionError,
 )
+from .geometry import hyper_size, latent_size
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
 VERSION = (3, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
@@ -69,7 +70,7 @@ class Header:
     model_hash: bytes  # leading bytes of the package's SHA-256 content hash (8; 32 in v1 files)
     slice_rows: int  # latent rows per YSTR slice (the last one may have fewer)
     version: tuple = VERSION
-    orientation: int = 0  # 0..7: the dihedral transform the image was coded in (codec.orient)
+    orientation: int = 0  # 0..7: the dihedral transform the image was coded in (images.orient)
     latent_channels: int | None = None  # M and Nz: recorded by version-1 files only
     hyper_channels: int | None = None
 
@@ -88,11 +89,11 @@ class Header:
 
     @property
     def hyper_height(self) -> int:
-        return self.latent_height // 4
+        return hyper_size(self.latent_height, self.latent_width)[0]
 
     @property
     def hyper_width(self) -> int:
-        return self.latent_width // 4
+        return hyper_size(self.latent_height, self.latent_width)[1]
 
     @property
     def n_slices(self) -> int:
@@ -183,11 +184,6 @@ class Header:
         if not 1 <= self.slice_rows <= self.latent_height:
             raise CorruptFileError(
                 f"invalid slice height {self.slice_rows} (must be 1..{self.latent_height})")
-
-
-def latent_size(width: int, height: int) -> tuple[int, int]:
-    """(h, w) of the latent grid: the image is padded to a multiple of 64, then / 16."""
-    return -(-height // 64) * 4, -(-width // 64) * 4
 
 
 def check_pixels(width: int, height: int) -> None:

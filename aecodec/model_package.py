@@ -1,8 +1,9 @@
 """Model packages: find them, verify their content hash, load manifest, tables and h_s weights.
 
 A package is a folder `<name>/` holding the files of docs/model-package.md. Folders are searched in
-this order: the directories in $AECODEC_MODEL_PATH (os.pathsep-separated), the installed package
-data `aecodec.models`, and `<repo>/models` of a source checkout.
+this order: the directories in $AECODEC_MODEL_PATH (os.pathsep-separated), then the installed
+package data `aecodec.models` or, when aecodec runs from a source checkout, that checkout's
+`<repo>/models` (so the tree's code always meets the tree's models).
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ def search_path(extra=None) -> list[Path]:
     """Directories that may hold model packages, in search order."""
     dirs: list[Path] = [Path(p) for p in (extra or [])]
     dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    try:
-        from importlib.resources import files
-
-        dirs.append(Path(str(files("aecodec.models"))))
-    except (ImportError, TypeError, ValueError):
-        pass
     checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "setup.py").is_file():  # a source checkout: <repo>/models
+    if (checkout / "setup.py").is_file():
+        # Run from a source checkout: its own <repo>/models. `aecodec.models` could resolve to
+        # another install's (an editable install of a different checkout maps that name).
         dirs.append(checkout / "models")
+    else:
+        try:
+            from importlib.resources import files
+
+            dirs.append(Path(str(files("aecodec.models"))))
+        except (ImportError, TypeError, ValueError):
+            pass
     seen, out = set(), []
     for d in dirs:
         key = os.path.normcase(os.path.abspath(d))
@@ -125,12 +129,25 @@ def verify(folder: Path, manifest: dict) -> str:
     return claimed
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def read_manifest(folder: Path) -> dict:
+    """A package's manifest.json: a JSON object with a content hash (the one reader of it).
+    Raises ModelPackageError if it is missing or not one."""
+    path = Path(folder) / "manifest.json"
     try:
-        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelPackageError(f"cannot read {path}: {e}") from e
+    if not (isinstance(m, dict) and isinstance(m.get("content_hash"), str)):
+        raise ModelPackageError(f"{path} is not a model manifest (no content_hash)")
+    return m
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    """read_manifest, or None where a folder is not a package (searching)."""
+    try:
+        return read_manifest(folder)
+    except ModelPackageError:
         return None
-    return m if isinstance(m, dict) and isinstance(m.get("content_hash"), str) else None
 
 
 def can_encode(folder: Path) -> bool:
@@ -265,13 +282,19 @@ class ModelPackage:
         return None if table is None else _per_level(table, quality)
 
 
+def level_position(quality: float, levels: int) -> float:
+    """Quality (0–100, clamped) → continuous level position t = q/100·(levels−1): the one
+    mapping, used by the codec's tables and by the torch model (training, refinement)."""
+    return min(max(float(quality), 0.0), 100.0) / 100.0 * (levels - 1)
+
+
 def _per_level(table: np.ndarray, quality: float) -> np.ndarray:
     """A per-level table [levels, ...] at a quality: geometric interpolation between levels."""
     table = table.astype(np.float64)
     k_max = table.shape[0] - 1
     if k_max == 0:
         return table[0].astype(np.float32)
-    t = min(max(float(quality), 0.0), 100.0) / 100.0 * k_max
+    t = level_position(quality, table.shape[0])
     k = min(int(np.floor(t)), k_max - 1)
     f = t - k
     return (table[k] ** (1.0 - f) * table[k + 1] ** f).astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PIL import Image, ImageFile
 
 from . import container
+from .errors import UnsupportedImageError
 
 FORMAT = "AEC"
 
@@ -63,8 +64,18 @@ def _save(im: Image.Image, fp, filename) -> None:
                             refine=info.get("refine", 0), **meta))
 
 
+def _save_all(im: Image.Image, fp, filename) -> None:
+    """save_all=True: an .aec file holds one image, so only a single frame can be saved."""
+    if getattr(im, "n_frames", 1) > 1 or im.encoderinfo.get("append_images"):
+        raise UnsupportedImageError(
+            "an .aec file holds one image: save each frame to its own file "
+            "(im.seek(i); im.save(...)), or save without save_all=True")
+    _save(im, fp, filename)
+
+
 Image.register_open(FORMAT, AecImageFile, _accept)
 Image.register_save(FORMAT, _save)
+Image.register_save_all(FORMAT, _save_all)
 Image.register_extension(FORMAT, ".aec")
 Image.register_mime(FORMAT, "image/x-aec")
 Image.register_decoder("aec", AecDecoder)

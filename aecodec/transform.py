@@ -13,9 +13,8 @@ import threading
 import numpy as np
 
 from .errors import DeviceError, ModelPackageError
+from .geometry import STRIDE, padded
 
-PAD = 64  # images are padded (edge replication) to a multiple of this
-STRIDE = 16  # pixels per latent
 # Latents per tile side (512 pixels). onnxruntime's (transposed) convolutions use im2col buffers of
 # ~kernel_taps × channels × tile area: at 32 (+ halo) g_s peaks near 0.5 GB, at 48 above 1.2 GB.
 TILE = 32
@@ -46,9 +45,9 @@ def split(n: int, tile: int) -> list[tuple[int, int]]:
 
 
 def pad(img: np.ndarray) -> np.ndarray:
-    """H×W×C uint8 → edge-replicated to multiples of PAD."""
+    """H×W×C uint8 → edge-replicated to multiples of geometry.PAD."""
     h, w = img.shape[:2]
-    ph, pw = -(-h // PAD) * PAD - h, -(-w // PAD) * PAD - w
+    ph, pw = padded(h) - h, padded(w) - w
     if ph or pw:
         img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
     return img

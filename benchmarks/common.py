@@ -299,14 +299,14 @@ class Aec(Adapter):
 
     def encode(self, rgb, setting):
         kw = {} if self.effort is None else {"effort": self.effort}
-        data = self.codec.compress(rgb, quality=setting, **kw)
-        self.last_timings = dict(getattr(self.codec, "last_timings", {}) or {})
-        return bytes(data)
+        result = self.codec.encode(rgb, quality=setting, **kw)
+        self.last_timings = dict(result.timings)
+        return bytes(result.data)
 
     def decode(self, data):
-        im = self.codec.decompress(data)
-        self.last_timings = dict(getattr(self.codec, "last_timings", {}) or {})
-        return np.asarray(im.convert("RGB"))
+        result = self.codec.decode(data)
+        self.last_timings = dict(result.timings)
+        return np.asarray(result.image.convert("RGB"))
 
 
 ADAPTERS = {a.name: a for a in (Aec, Jpeg, Webp, Avif, Jxl)}
@@ -323,25 +323,15 @@ def make_adapter(name: str, threads: int = 1, model: Optional[str] = None,
 
 
 def model_manifest(model: Optional[str]) -> dict:
-    """Best-effort read of the model package manifest (installed package first, then the repo)."""
-    name = model or "hyperprior-mse"
-    cands = []
+    """The manifest of the package the runtime would encode with ({} where there is none)."""
     try:
-        import aecodec
-        cands.append(Path(aecodec.__file__).parent / "models" / name / "manifest.json")
+        from aecodec import AecError, model_package
     except ImportError:
-        pass
-    for d in os.environ.get("AECODEC_MODEL_PATH", "").split(os.pathsep):
-        if d:
-            cands.append(Path(d) / name / "manifest.json")
-    cands.append(REPO / "models" / name / "manifest.json")
-    for p in cands:
-        if p.is_file():
-            try:
-                return json.loads(p.read_text())
-            except (OSError, ValueError):
-                pass
-    return {}
+        return {}
+    try:
+        return model_package.read_manifest(model_package.find(model))
+    except (AecError, LookupError, ValueError):
+        return {}
 
 
 def stale_model_note(model: Optional[str], repo: Path = REPO) -> Optional[str]:
@@ -354,10 +344,10 @@ def stale_model_note(model: Optional[str], repo: Path = REPO) -> Optional[str]:
 
         name = model or model_package.DEFAULT_MODEL
         used = model_package.find(name)
-        m_used = json.loads((used / "manifest.json").read_text())
-        # an explicit folder is what gets loaded: models/<relative path> is missing (OSError),
-        # and an absolute path joins to the folder itself (same hash): no note either way
-        m_repo = json.loads((repo / "models" / used.name / "manifest.json").read_text())
+        m_used = model_package.read_manifest(used)
+        # an explicit folder is what gets loaded: models/<relative path> is missing, and an
+        # absolute path joins to the folder itself (same hash): no note either way
+        m_repo = model_package.read_manifest(repo / "models" / used.name)
     except (ImportError, OSError, ValueError, LookupError, AecError):
         return None
     if m_used.get("content_hash") == m_repo.get("content_hash"):

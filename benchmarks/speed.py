@@ -10,7 +10,7 @@ reported).  Every (codec, image, encode|decode) runs in a fresh child process: a
 reports its peak resident memory: the process peak (VmHWM: interpreter, libraries, model and
 image included) and the operation's own peak above the resident size just before the first call
 (VmHWM when the operation raised it, else a 1 ms /proc/self/statm sampler).
-aecodec's time is split into the stages its runtime reports (codec.last_timings).
+aecodec's time is split into the stages its runtime reports (Codec.encode/decode's `timings`).
 
 The 12-megapixel photo (4032×3024) is a mosaic of Kodak crops made deterministically in a
 temporary folder, never committed.  Threads: --threads (default: all cores) for aecodec
@@ -177,7 +177,7 @@ STAGE_GROUPS = ["transforms (ONNX)", "hyper-synthesis", "entropy coding", "conta
 
 
 def group_stages(stages: dict) -> dict:
-    """Map the runtime's stage names (codec.last_timings) onto the groups of the stage table."""
+    """Map the runtime's stage names (Codec.encode/decode's `timings`) onto the stage table."""
     g = dict.fromkeys(STAGE_GROUPS, 0.0)
     for k, v in stages.items():
         k = k.lower()

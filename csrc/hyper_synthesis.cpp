@@ -40,7 +40,6 @@ constexpr int kP = 6;
 // one. Offsets are in floats relative to the input pixel of the tile's first output pixel.
 struct Layer {
     int cin = 0, cout = 0, coutp = 0;  // coutp: cout rounded up to the channel block
-    int ncls = 0;
     int ntaps[4] = {0, 0, 0, 0};
     std::vector<ptrdiff_t> toff[4];
     std::vector<float> w[4];  // [block][tap][cin][CB]
@@ -61,7 +60,6 @@ void transposed_layer(Layer& L, const float* w, const float* b, int cin, int cou
     L.cin = cin;
     L.cout = cout;
     L.coutp = (cout + CB - 1) / CB * CB;
-    L.ncls = 4;
     const int nb = L.coutp / CB;
     for (int py = 0; py < 2; ++py)
         for (int px = 0; px < 2; ++px) {
@@ -100,7 +98,6 @@ void conv3_layer(Layer& L, const float* w, const float* b, int cin, int cout, in
     L.cin = cin;
     L.cout = cout;
     L.coutp = (cout + CB - 1) / CB * CB;
-    L.ncls = 1;
     L.ntaps[0] = 9;
     const int nb = L.coutp / CB;
     L.toff[0].clear();
@@ -250,6 +247,20 @@ void run_rows(RowFn fn, const Layer& L, const Act& in, const Sink& s, bool trans
     for (auto& th : pool) th.join();
 }
 
+// One 5×5 stride-2 transposed layer + ReLU: `in` (cin channels) → `out`, twice its height and
+// width with a zero border; `in` is freed after, so at most two activations are held at once.
+void upsample(RowFn fn, int CB, const float* w, const float* b, int cin, int cout, Act& in, Act& out,
+              int threads) {
+    Layer L;
+    transposed_layer(L, w, b, cin, cout, CB, in.row_stride(), in.ps);
+    out.H = 2 * in.H, out.W = 2 * in.W, out.ps = L.coutp;
+    out.data.assign(size_t(out.H + 2) * size_t(out.W + 2) * size_t(out.ps), 0.0f);
+    Sink s;
+    s.act = &out;
+    run_rows(fn, L, in, s, true, out.H, threads);
+    in.data = std::vector<float>();
+}
+
 }  // namespace
 
 int hyper_synthesis_kernel_count() { return kNumKernels; }
@@ -282,7 +293,7 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
     if (threads <= 0) threads = 1;
     if (threads > 256) threads = 256;
     const int M = sh.m2 / 2;
-    const int H0 = sh.h, W0 = sh.w, H1 = 2 * H0, W1 = 2 * W0, H2 = 2 * H1, W2 = 2 * W1;
+    const int H0 = sh.h, W0 = sh.w, H2 = 4 * H0, W2 = 4 * W0;  // two stride-2 layers
     if (H0 == 0 || W0 == 0 || M == 0) return;
     // One entry gives both the packing block and the kernel (the invariant at kKernels).
     const Kernel& kernel = select_kernel();
@@ -297,23 +308,10 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
         for (int y = 0; y < H0; ++y)
             for (int x = 0; x < W0; ++x) a0.px(y, x)[i] = float(z[(size_t(i) * H0 + y) * W0 + x]);
 
-    Layer l1, l2, l3;
-    transposed_layer(l1, w1, b1, sh.nz, sh.c1, CB, a0.row_stride(), a0.ps);
-    a1.H = H1, a1.W = W1, a1.ps = l1.coutp;
-    a1.data.assign(size_t(H1 + 2) * size_t(W1 + 2) * size_t(a1.ps), 0.0f);
-    Sink s1;
-    s1.act = &a1;
-    run_rows(fn, l1, a0, s1, true, H1, threads);
-    a0.data = std::vector<float>();
+    upsample(fn, CB, w1, b1, sh.nz, sh.c1, a0, a1, threads);
+    upsample(fn, CB, w2, b2, sh.c1, sh.c2, a1, a2, threads);
 
-    transposed_layer(l2, w2, b2, sh.c1, sh.c2, CB, a1.row_stride(), a1.ps);
-    a2.H = H2, a2.W = W2, a2.ps = l2.coutp;
-    a2.data.assign(size_t(H2 + 2) * size_t(W2 + 2) * size_t(a2.ps), 0.0f);
-    Sink s2;
-    s2.act = &a2;
-    run_rows(fn, l2, a1, s2, true, H2, threads);
-    a1.data = std::vector<float>();
-
+    Layer l3;
     conv3_layer(l3, w3, b3, sh.c2, sh.m2, CB, a2.row_stride(), a2.ps);
     Sink s3;
     s3.mu = mu, s3.index = index, s3.M = M, s3.H = H2, s3.W = W2, s3.thr = thr, s3.nthr = sh.nthr;

@@ -203,7 +203,6 @@ py::tuple hyper_synthesis(py::handle z_hat, py::handle w1, py::handle b1, py::ha
     return py::make_tuple(mu, index);
 }
 
-template <class F>
 void same_shape_pair(const py::array& a, const py::array& b, const char* na, const char* nb) {
     if (!same_shape(a, b))
         throw py::value_error(std::string(na) + " and " + nb + " must have the same shape, got " + shape_str(a) + " and " + shape_str(b));
@@ -212,7 +211,7 @@ void same_shape_pair(const py::array& a, const py::array& b, const char* na, con
 py::array_t<int32_t> quantize_residual(py::handle y, py::handle mu) {
     auto Y = need<float>(y, "y", "float32");
     auto MU = need<float>(mu, "mu", "float32");
-    same_shape_pair<void>(Y, MU, "y", "mu");
+    same_shape_pair(Y, MU, "y", "mu");
     std::vector<py::ssize_t> shape(Y.shape(), Y.shape() + Y.ndim());
     py::array_t<int32_t> out(shape);
     const float *yp = Y.data(), *mp = MU.data();
@@ -226,7 +225,7 @@ py::array_t<int32_t> quantize_residual(py::handle y, py::handle mu) {
 py::array_t<float> dequantize(py::handle s, py::handle mu) {
     auto S = need<int32_t>(s, "s", "int32");
     auto MU = need<float>(mu, "mu", "float32");
-    same_shape_pair<void>(S, MU, "s", "mu");
+    same_shape_pair(S, MU, "s", "mu");
     std::vector<py::ssize_t> shape(S.shape(), S.shape() + S.ndim());
     py::array_t<float> out(shape);
     const int32_t* sp = S.data();

@@ -259,6 +259,17 @@ struct DecodeState {
                                     " is out of range [0, " + std::to_string(v.num_tables) + ")");
     }
 
+    // Step 1 for symbol i on lane j: its bin, stored as offset + bin, x advanced (no
+    // renormalisation). Returns whether it is the escape bin (resolved by escapes(), step 2).
+    bool decode_bin(size_t i, int j) {
+        const uint32_t t = uint32_t(idx[i]);
+        if (t >= v.num_tables) bad_index(i);
+        const uint32_t bin = dec_bin(x[j], v, t);
+        const bool escape = bin == uint32_t(v.support[t]);  // read before the store: out may alias
+        out[i] = int32_t(uint32_t(v.offset[t]) + bin);
+        return escape;
+    }
+
     // Step 2 of a group: a lane escaped iff its output is offset + S, the escape bin's "symbol"
     // (bins < S give other values, all distinct mod 2^32 since S < 2^16).
     void escapes(size_t i0, int m) {
@@ -279,11 +290,7 @@ struct DecodeState {
         for (; i0 < full && size_t(r.end - r.cur) >= 2 * size_t(K); i0 += K) {
             bool any_escape = false;
             for (int j = 0; j < K; ++j) {
-                const uint32_t t = uint32_t(idx[i0 + j]);
-                if (t >= v.num_tables) bad_index(i0 + j);
-                const uint32_t bin = dec_bin(x[j], v, t);
-                any_escape |= bin == uint32_t(v.support[t]);
-                out[i0 + j] = int32_t(uint32_t(v.offset[t]) + bin);
+                any_escape |= decode_bin(i0 + j, j);
                 const bool pull = x[j] < kL;
                 const uint32_t wv = get16(r.cur);
                 x[j] = pull ? (x[j] << 16 | wv) : x[j];
@@ -300,11 +307,7 @@ struct DecodeState {
             const int m = int(n - i0 < size_t(K) ? n - i0 : size_t(K));
             bool any_escape = false;
             for (int j = 0; j < m; ++j) {
-                const uint32_t t = uint32_t(idx[i0 + j]);
-                if (t >= v.num_tables) bad_index(i0 + j);
-                const uint32_t bin = dec_bin(x[j], v, t);
-                any_escape |= bin == uint32_t(v.support[t]);
-                out[i0 + j] = int32_t(uint32_t(v.offset[t]) + bin);
+                any_escape |= decode_bin(i0 + j, j);
                 if (x[j] < kL) {
                     if (r.cur == r.end) throw DecodeError("rANS stream is truncated or corrupt (ran past the end)");
                     x[j] = x[j] << 16 | get16(r.cur);

@@ -1,17 +1,14 @@
-"""Launcher for aecodec.train.gpu_job that works without the native core being built.
+"""Launcher of aecodec.train.gpu_job (design §5) for the GPU machine, run from the checkout.
 
-The device has torch but not our compiled extension: register `aecodec` as a bare namespace so
-importing aecodec.train does not run aecodec/__init__.py (which loads the runtime and its core).
+That machine has torch but neither our compiled core nor an installed aecodec: importing
+aecodec (and aecodec.train) loads neither `_core` nor onnxruntime, so the checkout's package
+only has to be on the path (tests/test_gpu_job.py checks this without the core).
 """
 
 import sys
-import types
 from pathlib import Path
 
-root = Path(__file__).resolve().parents[1]
-pkg = types.ModuleType("aecodec")
-pkg.__path__ = [str(root / "aecodec")]
-sys.modules["aecodec"] = pkg
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aecodec.train.gpu_job import main  # noqa: E402
 

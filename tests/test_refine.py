@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import aecodec
-from aecodec.train import refine as refine_mod
+
+torch = pytest.importorskip("torch", reason="refinement needs the train extra (torch)")
+from aecodec.train import refine as refine_mod  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -106,3 +107,10 @@ def test_refine_reports_its_progress(codec, crop):
     finally:
         codec.refine_progress = None
     assert seen == [(1, 3), (2, 3), (3, 3)] + [(1, 2), (2, 2)] * 2
+
+
+def test_refine_progress_and_costs_per_call(codec, crop):
+    seen = []
+    r = codec.encode(crop, quality=50, refine=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)] and r.refine["steps"] == 2
+    assert r.data == codec.compress(crop, quality=50, refine=2) and "refine" in r.timings

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aecodec.errors import ModelPackageError
+
 torch = pytest.importorskip("torch", reason="the training tests need the train extra (torch)")
 
 from aecodec.train.export import content_hash, export_package, load_model  # noqa: E402
@@ -345,7 +347,7 @@ def test_level_conditioned_encoder_exports_and_codes(image_folder, tmp_path):
         y_t = model.g_a(xt, model.encoder_scales(torch.full((1,), model.levels - 1.0)))[0]
     np.testing.assert_allclose(y_hi, y_t.numpy(), rtol=1e-4, atol=1e-4)
     assert not np.allclose(y_lo, y_hi)
-    with pytest.raises(Exception, match="needs level scales"):
+    with pytest.raises(ModelPackageError, match="needs level scales"):
         codec._engine().transforms.analysis(img)
     data = codec.compress(img, quality=60)
     assert np.asarray(codec.decompress(data)).shape == img.shape
@@ -383,7 +385,7 @@ def test_level_conditioned_decoder_exports_and_decodes(image_folder, tmp_path):
     lo = codec._engine().transforms.synthesis(y_hat + 1, 64, 64, pkg.decoder_scales(0))
     hi = codec._engine().transforms.synthesis(y_hat + 1, 64, 64, pkg.decoder_scales(100))
     assert not np.array_equal(lo, hi)
-    with pytest.raises(Exception, match="needs level scales"):
+    with pytest.raises(ModelPackageError, match="needs level scales"):
         codec._engine().transforms.synthesis(y_hat, 64, 64)
 
 

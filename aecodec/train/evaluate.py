@@ -6,13 +6,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..geometry import PAD
+from ..model_package import level_position
 from .networks import HyperpriorCodec, psnr
 
 
 def pad64(x: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad [B, C, H, W] to multiples of 64, as the runtime does."""
+    """Replicate-pad [B, C, H, W] to multiples of geometry.PAD (64), as the runtime does."""
     h, w = x.shape[2:]
-    ph, pw = (-h) % 64, (-w) % 64
+    ph, pw = (-h) % PAD, (-w) % PAD
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
@@ -23,7 +25,7 @@ def estimate_one(model: HyperpriorCodec, img: np.ndarray, quality: float,
     x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).to(device)
     h, w = x.shape[2:]
     xp = pad64(x)
-    t = torch.full((1,), quality / 100 * (model.levels - 1), device=device)
+    t = torch.full((1,), level_position(quality, model.levels), device=device)
     r = model(xp, t, noisy=False)
     x_hat = torch.round(r["x_hat"][:, :, :h, :w].clamp(0, 1) * 255) / 255
     bpp = float(r["bpp"]) * xp.shape[2] * xp.shape[3] / (h * w)

@@ -140,7 +140,7 @@ def package_state(folder: str | Path) -> tuple[dict, dict]:
     """(state_dict, manifest) of a package, rebuilt from its runtime files and TRAINING_FILE.
     Exact: exporting it again gives the same files."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = model_package.read_manifest(folder)
     model_package.verify(folder, manifest)
     needed = (*model_package.ENCODER_FILES, TRAINING_FILE)
     missing = [f for f in needed if not (folder / f).exists()]
@@ -249,7 +249,7 @@ def retire_package(src: str | Path, dest: str | Path) -> dict:
     decodes. A format-1 source keeps its id through model_package.RETIRED_LEGACY, which must
     hold the returned manifest's `identity_hash` for it."""
     src, dest = Path(src), Path(dest)
-    old = json.loads((src / "manifest.json").read_text())
+    old = model_package.read_manifest(src)
     model_package.verify(src, old)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

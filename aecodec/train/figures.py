@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import container
+from .. import container, model_package
 from .evaluate import estimate_one
 from .export import load_model
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     manifest_path = args.package / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest = model_package.read_manifest(args.package)
     figures = dict(manifest.get("figures") or {})
     images = sorted(args.kodak.glob("*.png"))[: args.images]
     if not images:

@@ -138,11 +138,6 @@ def regrid_log_gains(log_gains: torch.Tensor, old: tuple, new: tuple) -> torch.T
     return interpolate_levels(log_gains.double(), t).to(log_gains.dtype)
 
 
-def level_position(quality: torch.Tensor, levels: int) -> torch.Tensor:
-    """Quality in [0, 100] → continuous level position t in [0, levels-1]."""
-    return quality.clamp(0, 100) / 100.0 * (levels - 1)
-
-
 class HyperpriorCodec(nn.Module):
     """Mean-scale hyperprior with gain units (Cui et al. 2021) for one network at every rate."""
 

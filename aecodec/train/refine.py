@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..model_package import level_position
 from .entropy_models import GaussianConditional, sga_round, ste_round
 from .export import load_model
 from .networks import HyperpriorCodec
@@ -90,7 +91,7 @@ def refine_latents(package: Path, content_hash: str, rgb: np.ndarray, yg: np.nda
 def _descend(model, rgb, yg, z, quality, steps, device, progress):
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
     x = x.float() / 255
-    t = torch.full((1,), quality / 100 * (model.levels - 1), device=device)
+    t = torch.full((1,), level_position(quality, model.levels), device=device)
     lam = float(model.lmbda(t)) * 255**2
     y0 = torch.from_numpy(np.array(yg, dtype=np.float32))[None].to(device)
     z0 = torch.from_numpy(np.array(z, dtype=np.float32))[None].to(device)

@@ -1,0 +1,95 @@
+"""Decoding: container → ẑ → exact h_s → slices of s → ŷ → g_s → image.
+
+`synthesize` is the one path from quantized latents to pixels: the decoder runs it, and the
+encoder runs the same function to measure a candidate's distortion (rate control), so what the
+encoder optimises is exactly what the decoder shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from . import images
+from .container import AecFile
+from .engine import Engine, Latents, core, z_index
+from .errors import CorruptFileError
+from .results import Timings
+
+# fn, items -> [fn(item) for item in items], possibly on a thread pool (Codec._map)
+MapFn = Callable[[Callable, list], list]
+
+
+def synthesize(eng: Engine, lat: Latents, height: int, width: int,
+               release: bool = False) -> np.ndarray:
+    """Pixels height×width×3 uint8 (in the coded orientation) of quantized latents:
+    ŷ = (s + μ) / gain(q), then g_s. release=True drops lat.s and lat.mu once ŷ is formed, so a
+    large image's decoder holds only what g_s needs."""
+    pkg = eng.package
+    y_hat = core().dequantize(lat.s, lat.mu)
+    if release:
+        lat.s = lat.mu = lat.index = None
+    y_hat /= pkg.gain(lat.quality)[:, None, None]
+    return eng.transforms.synthesis(y_hat, height, width, pkg.decoder_scales(lat.quality))
+
+
+def check_model(eng: Engine, f: AecFile) -> None:
+    """A version-1 file records its latent channels: they must be the model's."""
+    pkg, hd = eng.package, f.header
+    if hd.latent_channels is not None and (hd.latent_channels, hd.hyper_channels) != (
+            pkg.latent_channels, pkg.hyper_channels):
+        raise CorruptFileError(
+            f"damaged .aec file: its latent channels ({hd.latent_channels}, "
+            f"{hd.hyper_channels}) do not match model {pkg.name}")
+
+
+def decode_symbols(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
+                   timings: Timings) -> Latents:
+    """Entropy-decode a parsed file: ẑ, then h_s's means and indexes, then the Y slices (in
+    parallel through map_fn)."""
+    check_model(eng, f)
+    hd = f.header
+    with timings.stage("entropy_decode"):
+        z_hat = _decode_z(eng, f)
+    with timings.stage("hyper_synthesis"):
+        mu, index = eng.hyper_synthesis(z_hat, threads)
+    with timings.stage("entropy_decode"):
+        s = np.empty(mu.shape, dtype=np.int32)
+
+        def decode_slice(i_bounds):
+            i, (a, b) = i_bounds
+            try:
+                s[:, a:b] = eng.y_tables.decode(f.y_streams[i],
+                                                np.ascontiguousarray(index[:, a:b]))
+            except ValueError as e:
+                raise CorruptFileError(
+                    f"damaged .aec file: cannot decode Y slice {i} ({e})") from e
+
+        map_fn(decode_slice, list(enumerate(hd.slice_bounds())))
+    return Latents(hd.quality, z_hat, s, mu, index)
+
+
+def _decode_z(eng: Engine, f: AecFile) -> np.ndarray:
+    hd = f.header
+    zshape = (eng.package.hyper_channels, hd.hyper_height, hd.hyper_width)
+    try:
+        return eng.z_tables.decode(f.z_stream, z_index(zshape))
+    except ValueError as e:
+        raise CorruptFileError(f"damaged .aec file: cannot decode the Z stream ({e})") from e
+
+
+def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
+                 timings: Timings) -> Image.Image:
+    """The image of a parsed file, in its recorded mode, orientation undone, metadata in info."""
+    hd = f.header
+    lat = decode_symbols(eng, f, threads, map_fn, timings)
+    with timings.stage("synthesis"):
+        cw, ch = hd.coded_size
+        rgb = synthesize(eng, lat, ch, cw, release=True)
+        if hd.orientation:
+            rgb = np.ascontiguousarray(images.orient(rgb, hd.orientation, inverse=True))
+    alpha = images.decode_alpha(f.alpha, hd.width, hd.height) if f.alpha else None
+    return images.to_image(rgb, hd.mode, alpha, f.metadata)
+

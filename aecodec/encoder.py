@@ -1,0 +1,176 @@
+"""Encoding one image: image → g_a → y·gain → h_a → ẑ → exact h_s → s → rANS → container.
+
+`ImageEncoder` holds one image's encode: the latents and the file at any (quality, orientation)
+the rate control asks for, and the reconstruction error there, through the decoder's own
+synthesis. `encode_image` is the driver: rate control (rate_control.py) picks the quality, then
+the orientation. Each stage adds its wall time to a `Timings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import rate_control
+from .container import HASH_LEN, AecFile, Header
+from .decoder import MapFn, synthesize
+from .engine import Engine, Latents, core, z_index
+from .errors import AecError
+from .images import Prepared, encode_alpha, orient
+from .results import Timings
+
+# rANS lanes per stream: every lane ends with a 4-byte state (~3 bytes of it overhead). On a Kodak
+# image 8 lanes decoded Y in 1.0 ms, 2 lanes in 1.3–1.9 ms (of a ~500 ms decode), and 2 lanes
+# saved 20 bytes (0.5 % of a q0 file); ẑ (~12 k symbols) on one lane saved 22 bytes more.
+Y_LANES = 2
+Z_LANES = 1
+# Stages an encode reports even when they took no time (benchmarks/speed.py reads them).
+STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "quantize", "entropy_encode",
+          "synthesis", "container")
+
+
+@dataclass
+class Refiner:
+    """refine=N: N gradient steps fitting one image's latents (aecodec.train.refine; torch).
+    `stats` holds the model's cost estimates of the last refinement."""
+
+    steps: int
+    threads: int
+    device: str
+    progress: Callable[[int, int], None] | None = None
+    stats: dict = field(default_factory=dict)
+
+    def __call__(self, eng: Engine, rgb: np.ndarray, yg: np.ndarray, z: np.ndarray,
+                 quality: float) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            from .train.refine import refine_latents
+        except ImportError as e:
+            raise AecError("refine needs PyTorch: pip install 'aecodec[train]' "
+                           f"({e})") from None
+        pkg = eng.package
+        yg, z, self.stats = refine_latents(pkg.path, pkg.content_hash, rgb, yg, z, quality,
+                                           self.steps, self.threads, self.device, self.progress)
+        return yg, z
+
+
+def quantize(eng: Engine, y: np.ndarray, quality: float, threads: int, timings: Timings,
+             refine: Callable | None = None, rgb: np.ndarray | None = None) -> Latents:
+    """g_a's output y → the quantized latents at a quality (refined first with `refine`)."""
+    yg = y * eng.package.gain(quality)[:, None, None]
+    with timings.stage("hyper_analysis"):
+        z = eng.transforms.hyper_analysis(yg)
+    if refine is not None:
+        with timings.stage("refine"):
+            yg, z = refine(eng, rgb, yg, z, quality)
+    with timings.stage("hyper_synthesis"):
+        z_hat = np.rint(np.clip(np.nan_to_num(z), -(2.0 ** 30), 2.0 ** 30)).astype(np.int32)
+        mu, index = eng.hyper_synthesis(z_hat, threads)
+    with timings.stage("quantize"):
+        s = core().quantize_residual(np.ascontiguousarray(yg), mu)
+    return Latents(quality, z_hat, s, mu, index)
+
+
+def write(eng: Engine, lat: Latents, p: Prepared, alpha: bytes | None, orientation: int,
+          slice_symbols: int, map_fn: MapFn, timings: Timings) -> bytes:
+    """The .aec file of quantized latents: ẑ on one stream, s in slices of latent rows (coded
+    in parallel through map_fn), then the container."""
+    pkg = eng.package
+    with timings.stage("entropy_encode"):
+        m, h, w = lat.s.shape
+        n_slices = max(1, -(-(m * h * w) // slice_symbols))
+        header = Header(
+            width=p.rgb.shape[1], height=p.rgb.shape[0], mode=p.mode, quality=float(lat.quality),
+            model_name=pkg.name, model_hash=pkg.hash_bytes[:HASH_LEN],
+            slice_rows=-(-h // n_slices), orientation=orientation)
+        z_stream = eng.z_tables.encode(lat.z_hat, z_index(lat.z_hat.shape), lanes=Z_LANES)
+
+        def code_slice(bounds):
+            a, b = bounds
+            return eng.y_tables.encode(np.ascontiguousarray(lat.s[:, a:b]),
+                                       np.ascontiguousarray(lat.index[:, a:b]), lanes=Y_LANES)
+
+        y_streams = map_fn(code_slice, header.slice_bounds())
+    with timings.stage("container"):
+        return AecFile(header, z_stream, y_streams, alpha, dict(p.metadata)).to_bytes()
+
+
+class ImageEncoder:
+    """One image's encode: its latents, file and reconstruction error at any (quality q,
+    orientation t). Rate control tries one orientation at a time and revisits the last (q, t)
+    (file, then error), so one turned copy and the last latents are kept; g_a's output is kept
+    per orientation when g_a does not depend on the quality."""
+
+    def __init__(self, eng: Engine, p: Prepared, threads: int, slice_symbols: int,
+                 map_fn: MapFn, timings: Timings, refine: Refiner | None = None):
+        self.eng, self.p, self.threads = eng, p, threads
+        self.slice_symbols, self.map_fn, self.timings = slice_symbols, map_fn, timings
+        self.refine = refine
+        self.alpha = encode_alpha(p.alpha) if p.alpha is not None else None
+        self._level_conditioned = eng.package.encoder_scales(0) is not None
+        self._views: dict = {}
+        self._analysed: dict = {}
+        self._last: dict = {}
+
+    def view(self, t: int) -> np.ndarray:
+        """The image in orientation t, C-contiguous."""
+        if t not in self._views:
+            self._views.clear()
+            self._views[t] = self.p.rgb if t == 0 else np.ascontiguousarray(orient(self.p.rgb, t))
+        return self._views[t]
+
+    def analysis(self, q: float, t: int) -> np.ndarray:
+        """g_a's output y at (q, t): once per quality tried if g_a is level-conditioned."""
+        if self._level_conditioned:
+            with self.timings.stage("analysis"):
+                return self.eng.transforms.analysis(self.view(t),
+                                                    self.eng.package.encoder_scales(q))
+        if t not in self._analysed:
+            with self.timings.stage("analysis"):
+                self._analysed[t] = self.eng.transforms.analysis(self.view(t), None)
+        return self._analysed[t]
+
+    def latents(self, q: float, t: int = 0) -> Latents:
+        if (q, t) not in self._last:
+            self._last.clear()
+            y = self.analysis(q, t)
+            self._last[(q, t)] = quantize(self.eng, y, q, self.threads, self.timings,
+                                          self.refine, self.view(t) if self.refine else None)
+        return self._last[(q, t)]
+
+    def file(self, q: float, t: int = 0) -> bytes:
+        return write(self.eng, self.latents(q, t), self.p, self.alpha, t, self.slice_symbols,
+                     self.map_fn, self.timings)
+
+    def sse(self, q: float, t: int = 0) -> float:
+        """Sum of squared errors (0–255) of the decoder's reconstruction at (q, t)."""
+        x, lat = self.view(t), self.latents(q, t)
+        with self.timings.stage("synthesis"):
+            rgb = synthesize(self.eng, lat, x.shape[0], x.shape[1])
+        return rate_control.sse(rgb, x)
+
+
+def encode_image(enc: ImageEncoder, quality: float, bpp: float | None, psnr: float | None,
+                 effort: int) -> tuple[bytes, float, int]:
+    """(file, quality, orientation): the quality from the target (a bpp or PSNR search, or
+    `quality` as given), then, with effort > 1, the best orientation at that quality."""
+    w, h = enc.p.rgb.shape[1], enc.p.rgb.shape[0]
+    budget = None if bpp is None else bpp * w * h / 8  # bytes
+    limit = None if psnr is None else rate_control.sse_of_psnr(psnr, enc.p.rgb.size)
+    if budget is not None:
+        data, q = rate_control.search_bpp(enc.file, budget)
+    elif limit is not None:
+        q = rate_control.search_psnr(lambda q: enc.sse(q) <= limit)
+        data = enc.file(q)
+    else:
+        q = quality
+        data = enc.file(q)
+    turns = [t for t in rate_control.EFFORT_ORIENTATIONS[effort] if t != 0]
+    if not turns:
+        return data, q, 0
+    # file, then error, per orientation: both use the same latents (one g_a per orientation)
+    files = [(data, enc.sse(q, 0))] + [(enc.file(q, t), enc.sse(q, t)) for t in turns]
+    best = rate_control.choose_file([(len(f), e) for f, e in files], budget, limit,
+                                    enc.eng.package.lmbda(q), w * h)
+    return files[best][0], q, ([0] + turns)[best]
