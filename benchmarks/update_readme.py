@@ -104,9 +104,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--readme", type=Path, default=REPO / "README.md")
-    ap.add_argument("--manifest", type=Path,
-                    default=REPO / "models" / "hyperprior-mse" / "manifest.json")
+    ap.add_argument("--manifest", type=Path, default=None,
+                    help="default: the default model's (model_package.find())")
     args = ap.parse_args(argv)
+    if args.manifest is None:
+        from aecodec import model_package
+
+        args.manifest = model_package.find() / "manifest.json"
 
     text = args.readme.read_text()
     if "<!-- rd:start -->" not in text and "<!-- speed:start -->" not in text:
