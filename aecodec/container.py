@@ -1,7 +1,7 @@
 """The .aec container: bytes <-> AecFile. Format only, no codec logic (spec: docs/format.md).
 
     file   = MAGIC (8 bytes) · major u8 · minor u8 · chunk* ending with a DONE chunk
-    chunk  = length (LEB128) · type 4×ASCII · payload              (version 2, written)
+    chunk  = length (LEB128) · type 4×ASCII · payload              (versions 2 and 3; 3 written)
     chunk  = length u32 · type 4×ASCII · payload · crc32 u32       (version 1, still read)
     (every fixed-size integer little-endian)
 
@@ -37,7 +37,7 @@ MAGIC = b"\x89AEC\r\n\x1a\n"
 VERSION = (3, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
 READ_MAJORS = (1, 2, 3)
 PREFIX_LEN = len(MAGIC) + 2
-HASH_LEN = 8  # bytes of the model's SHA-256 content hash a version-2 header keeps (v1: 32)
+HASH_LEN = 8  # bytes of the model's SHA-256 content hash a version-2/3 header keeps (v1: 32)
 
 MODES = ("RGB", "L", "RGBA", "LA")  # HEAD mode byte = index in this tuple
 ORIENTATIONS = 8  # HEAD flags bits 0-2 (version 3): the dihedral transform the image was coded in
@@ -442,7 +442,7 @@ def _set_alpha(f: AecFile, payload: bytes) -> None:
 def read_header(fp: BinaryIO) -> AecFile:
     """Read only the header and the metadata chunks before the first stream (for Image.open).
 
-    Returns an AecFile without streams. HEAD's CRC is checked here; in a version-2 file the
+    Returns an AecFile without streams. HEAD's CRC is checked here; in a version-2/3 file the
     metadata chunks are checked with the rest of the file by parse(), when the image is loaded."""
     rd = _open(fp, _remaining(fp))
     f = _read_header_chunk(rd)

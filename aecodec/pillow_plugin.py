@@ -25,6 +25,10 @@ def _accept(prefix: bytes) -> bool:
     return prefix[: len(container.MAGIC)] == container.MAGIC
 
 
+# Pillow 11 names a tile ImageFile._Tile; Pillow 10 (pyproject allows >= 10.0) takes a tuple.
+_TILE = getattr(ImageFile, "_Tile", lambda *fields: tuple(fields))
+
+
 class AecImageFile(ImageFile.ImageFile):
     format = FORMAT
     format_description = "aecodec learned image"
@@ -37,7 +41,7 @@ class AecImageFile(ImageFile.ImageFile):
         self.info.update(f.metadata)
         self.info["aec_quality"] = h.quality
         self.info["aec_model"] = h.model_id
-        self.tile = [ImageFile._Tile("aec", (0, 0) + self.size, 0, None)]
+        self.tile = [_TILE("aec", (0, 0) + self.size, 0, None)]
 
 
 class AecDecoder(ImageFile.PyDecoder):
