@@ -15,10 +15,15 @@ import numpy as np
 from .errors import DeviceError, ModelPackageError
 from .geometry import STRIDE, padded
 
-# Latents per tile side (512 pixels). onnxruntime's (transposed) convolutions use im2col buffers of
-# ~kernel_taps × channels × tile area: at 32 (+ halo) g_s peaks near 0.5 GB, at 48 above 1.2 GB.
+# Latents per tile side (512 pixels) of g_a. onnxruntime's (transposed) convolutions use im2col
+# buffers of ~kernel_taps × channels × tile area: at 32 (+ halo) the reference g_s peaks near
+# 0.5 GB, at 48 above 1.2 GB.
 TILE = 32
+# Latents per tile side (1024 pixels) of the phase-form g_s (synthesis_fast): no column buffer, one
+# N-channel phase tensor at a time, so a larger tile (less halo recomputed) stays within bounds.
+SYNTHESIS_TILE = 64
 HALO = 2  # latents of context on each side of a tile
+GRAPHS = ("phase", "reference")  # g_s graphs: generated phase form (default), the package's own
 
 
 def providers(device: str) -> list:
@@ -56,11 +61,21 @@ def pad(img: np.ndarray) -> np.ndarray:
 class Transforms:
     """onnxruntime sessions of one model package, created on first use and kept."""
 
-    def __init__(self, package, device: str = "cpu", threads: int = 0, tile: int = TILE):
+    def __init__(self, package, device: str = "cpu", threads: int = 0, tile: int = TILE,
+                 synthesis_graph: str = "phase", synthesis_tile: int | None = None):
+        if synthesis_graph not in GRAPHS:
+            raise ValueError(f"synthesis_graph must be one of {GRAPHS}, not {synthesis_graph!r}")
         self.package = package
         self.device = device
         self.threads = threads
         self.tile = max(1, int(tile))
+        self.synthesis_graph = synthesis_graph
+        # g_s tiles: as given; else the phase graph's SYNTHESIS_TILE unless a tile other than the
+        # default was asked for (it then bounds both transforms); the reference graph: `tile`.
+        if synthesis_tile is None:
+            synthesis_tile = (SYNTHESIS_TILE if synthesis_graph == "phase" and self.tile == TILE
+                              else self.tile)
+        self.synthesis_tile = max(1, int(synthesis_tile))
         self._providers = providers(device)
         self._sessions: dict = {}
         self._lock = threading.Lock()
@@ -78,9 +93,17 @@ class Transforms:
                 # pattern would add a second, equally large, block.
                 opts.enable_mem_pattern = False
                 path = self.package.onnx_path(stage)  # a decode-only package refuses g_a here
+                model = str(path)
+                if stage == "g_s" and self.synthesis_graph == "phase":
+                    from .synthesis_fast import build
+
+                    model = build(path) or model  # None: a g_s of another structure, run as is
+                    # Workers sleep rather than spin between operators: on a machine shared
+                    # with other work, spinning takes the cores the next operator needs.
+                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 try:
                     self._sessions[stage] = ort.InferenceSession(
-                        str(path), sess_options=opts, providers=self._providers)
+                        model, sess_options=opts, providers=self._providers)
                 except Exception as e:  # onnxruntime raises its own exception types
                     raise ModelPackageError(f"cannot load {path}: {e}") from e
             return self._sessions[stage]
@@ -138,16 +161,16 @@ class Transforms:
             np.rint(x, out=x)
             out[r0 * STRIDE : r1 * STRIDE, c0 * STRIDE : c1 * STRIDE] = x.transpose(1, 2, 0)
 
-        self._tiled(h, w, STRIDE, run, store)
+        self._tiled(h, w, STRIDE, run, store, self.synthesis_tile)
         return out[:height, :width]
 
-    def _tiled(self, h, w, scale, run, store=None):
+    def _tiled(self, h, w, scale, run, store=None, tile=None):
         """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd windows covering h×w; the
         output of a window is scale× its latent extent. Every window has the same shape (edge
         windows are shifted inwards rather than cut), so onnxruntime reuses one memory plan.
         Kept parts go to `store(r0, r1, c0, c1, out)` or are assembled into one array."""
         result = None
-        rows, cols = split(h, self.tile), split(w, self.tile)
+        rows, cols = split(h, tile or self.tile), split(w, tile or self.tile)
         whole = len(rows) == 1 and len(cols) == 1
         for r0, r1 in rows:
             wr0, wr1 = (0, h) if whole else _window(r0, r1, h, rows)

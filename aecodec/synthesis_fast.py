@@ -1,0 +1,444 @@
+"""A faster g_s graph, generated at load time from the package's own g_s.onnx (same weights).
+
+onnxruntime runs a 5×5 stride-2 ConvTranspose as one GEMM into a kernel-taps × channels × area
+column buffer followed by a scatter-add (col2im): memory-bound and ~2-3× slower than its plain
+convolutions. Each such layer is re-expressed here with ordinary convolutions on the input grid:
+
+* sub-pixel ("phase") form: output pixel (2m+p, 2n+q) of the transposed convolution is a 3×3,
+  3×2, 2×3 or 2×2 convolution of the input around (m, n), one per phase (p, q) — exactly the 25
+  taps of the original, so the MACs are unchanged; the four phase outputs are interleaved by
+  Concat + DepthToSpace.
+* the largest layer (the second-last, N×N at half resolution, ~70 % of the MACs) keeps its four
+  phase outputs apart: the pointwise IGDN and level scale apply to each phase as they are, and the
+  last layer (N → 3) reads the four phases directly (a 2×2 convolution per input phase into all
+  16 output phases of the 4× finer grid, summed), so the 128-channel half-resolution tensor is
+  never interleaved; one DepthToSpace of the 3-channel result finishes.
+* the IGDN parameters (gamma, beta: the exporter's lower-bound reparametrisation) are folded to
+  constants in float32 with the graph's own operations, in its order.
+
+The result equals the reference graph up to float rounding (the sums are taken in a different
+order: ~1e-6 of the [0, 1] output; tests check it). The graph is read and written with the
+minimal protobuf code below (the `onnx` package is not a runtime dependency); a g_s that does not
+have the expected structure is run as it is (`build` returns None).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# minimal protobuf wire format (ONNX's ModelProto subset)
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    shift = v = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, i
+        shift += 7
+
+
+def _fields(b: bytes) -> list[tuple[int, int, object]]:
+    """(field number, wire type, value) of a serialized message: int or bytes."""
+    out, i, n = [], 0, len(b)
+    while i < n:
+        key, i = _varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 1:
+            v, i = b[i : i + 8], i + 8
+        elif wt == 2:
+            ln, i = _varint(b, i)
+            v, i = b[i : i + ln], i + ln
+        elif wt == 5:
+            v, i = b[i : i + 4], i + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wt}")
+        out.append((num, wt, v))
+    return out
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _ints(fields, num) -> list[int]:
+    out = []
+    for n, wt, v in fields:
+        if n != num:
+            continue
+        if wt == 0:
+            out.append(_signed(v))
+        else:  # packed
+            i = 0
+            while i < len(v):
+                x, i = _varint(v, i)
+                out.append(_signed(x))
+    return out
+
+
+def _str(fields, num) -> str:
+    return next((bytes(v).decode() for n, _, v in fields if n == num), "")
+
+
+_DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 11: np.float64}
+
+
+def _tensor(b: bytes) -> tuple[str, np.ndarray]:
+    f = _fields(b)
+    dims = _ints(f, 1)
+    dt = _ints(f, 2)
+    dtype = _DTYPES.get(dt[0] if dt else 0)
+    if dtype is None:
+        raise ValueError(f"unsupported tensor data type {dt}")
+    raw = [v for n, _, v in f if n == 9]
+    if raw:
+        a = np.frombuffer(bytes(raw[0]), dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    elif dtype == np.float32:
+        vals = []
+        for n, wt, v in f:
+            if n == 4:
+                vals += ([struct.unpack("<f", v)[0]] if wt == 5 else
+                         list(struct.unpack(f"<{len(v) // 4}f", v)))
+        a = np.array(vals, dtype=np.float32)
+    elif dtype in (np.int64, np.int32):
+        a = np.array(_ints(f, 7 if dtype == np.int64 else 5), dtype=dtype)
+    else:
+        raise ValueError("unsupported tensor encoding")
+    return _str(f, 8), a.reshape(dims)
+
+
+class _Node:
+    def __init__(self, b: bytes):
+        f = _fields(b)
+        self.inputs = [bytes(v).decode() for n, _, v in f if n == 1]
+        self.outputs = [bytes(v).decode() for n, _, v in f if n == 2]
+        self.op = _str(f, 4)
+        self.domain = _str(f, 7)
+        self.attrs: dict = {}
+        for n, _, v in f:
+            if n != 5:
+                continue
+            af = _fields(v)
+            name = _str(af, 1)
+            if any(k == 8 for k, _, _ in af):
+                self.attrs[name] = _ints(af, 8)
+            elif any(k == 3 for k, _, _ in af):
+                self.attrs[name] = _ints(af, 3)[0]
+            elif any(k == 5 for k, _, _ in af):
+                self.attrs[name] = _tensor(next(x for k, _, x in af if k == 5))[1]
+            elif any(k == 2 for k, _, _ in af):
+                self.attrs[name] = struct.unpack("<f", next(x for k, _, x in af if k == 2))[0]
+
+
+def _read_graph(data: bytes):
+    model = _fields(data)
+    graph = _fields(next(v for n, _, v in model if n == 7))
+    nodes = [_Node(v) for n, _, v in graph if n == 1]
+    inits = dict(_tensor(v) for n, _, v in graph if n == 5)
+    inputs = [_str(_fields(v), 1) for n, _, v in graph if n == 11]
+    outputs = [_str(_fields(v), 1) for n, _, v in graph if n == 12]
+    return nodes, inits, [i for i in inputs if i not in inits], outputs
+
+
+def _key(num: int, wt: int) -> bytes:
+    return _enc_varint(num << 3 | wt)
+
+
+def _enc_varint(v: int) -> bytes:
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(c | 0x80)
+        else:
+            out.append(c)
+            return bytes(out)
+
+
+def _ld(num: int, payload: bytes) -> bytes:
+    return _key(num, 2) + _enc_varint(len(payload)) + payload
+
+
+def _vi(num: int, v: int) -> bytes:
+    return _key(num, 0) + _enc_varint(v)
+
+
+def _enc_tensor(name: str, a: np.ndarray) -> bytes:
+    code = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[a.dtype]
+    return (b"".join(_vi(1, d) for d in a.shape) + _vi(2, code) + _ld(8, name.encode())
+            + _ld(9, np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()))
+
+
+def _enc_attr(name: str, v) -> bytes:
+    if isinstance(v, (list, tuple)):
+        return _ld(1, name.encode()) + b"".join(_vi(8, x) for x in v) + _vi(20, 7)
+    if isinstance(v, str):
+        return _ld(1, name.encode()) + _ld(4, v.encode()) + _vi(20, 3)
+    return _ld(1, name.encode()) + _vi(3, v) + _vi(20, 2)
+
+
+def _enc_node(op: str, inputs, outputs, **attrs) -> bytes:
+    return (b"".join(_ld(1, i.encode()) for i in inputs)
+            + b"".join(_ld(2, o.encode()) for o in outputs) + _ld(3, outputs[0].encode())
+            + _ld(4, op.encode()) + b"".join(_ld(5, _enc_attr(k, v)) for k, v in attrs.items()))
+
+
+def _enc_value_info(name: str, dims) -> bytes:
+    shape = b"".join(_ld(1, _vi(1, d) if isinstance(d, int) else _ld(2, d.encode()))
+                     for d in dims)
+    tensor = _vi(1, 1) + _ld(2, shape)
+    return _ld(1, name.encode()) + _ld(2, _ld(1, tensor))
+
+
+# ---------------------------------------------------------------------------------------------
+# recognising the reference g_s
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Graph:
+    def __init__(self, data: bytes):
+        self.nodes, self.inits, self.inputs, self.outputs = _read_graph(data)
+        self.producer = {o: n for n in self.nodes for o in n.outputs}
+        self.consumers: dict = {}
+        for n in self.nodes:
+            for i in dict.fromkeys(n.inputs):
+                self.consumers.setdefault(i, []).append(n)
+
+    def users(self, name: str, op: str) -> list:
+        return [n for n in self.consumers.get(name, []) if n.op == op]
+
+    def fold(self, name: str) -> np.ndarray:
+        """The value of a tensor computed from constants only, in float32 as the graph does."""
+        if name in self.inits:
+            return self.inits[name]
+        n = self.producer.get(name)
+        if n is None:
+            raise _Unsupported(f"{name} is not constant")
+        if n.op == "Constant" and "value" in n.attrs:
+            return n.attrs["value"]
+        if n.op in ("Identity", "Reshape"):  # a Reshape's target shape is applied by the caller
+            return self.fold(n.inputs[0])
+        args = [self.fold(i) if i else None for i in n.inputs]
+        if n.op == "Clip":
+            x = args[0]
+            if len(args) > 1 and args[1] is not None:
+                x = np.maximum(x, args[1].astype(x.dtype))
+            if len(args) > 2 and args[2] is not None:
+                x = np.minimum(x, args[2].astype(x.dtype))
+            return x
+        ops = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+        if n.op in ops:
+            return ops[n.op](args[0], args[1]).astype(args[0].dtype)
+        if n.op == "Sqrt":
+            return np.sqrt(args[0])
+        raise _Unsupported(f"cannot fold {n.op}")
+
+
+def _check_convt(n) -> None:
+    want = {"kernel_shape": [5, 5], "strides": [2, 2], "pads": [2, 2, 2, 2],
+            "output_padding": [1, 1]}
+    for k, v in want.items():
+        if n.attrs.get(k) != v:
+            raise _Unsupported(f"ConvTranspose {k}={n.attrs.get(k)}")
+    if n.attrs.get("group", 1) != 1 or n.attrs.get("dilations", [1, 1]) != [1, 1]:
+        raise _Unsupported("ConvTranspose group/dilations")
+
+
+def _layers(g: _Graph) -> list[dict]:
+    """The chain ConvTranspose → [IGDN → ×scales[k]] … of the reference graph, as arrays."""
+    x, layers = g.inputs[0], []
+    while True:
+        ct = g.users(x, "ConvTranspose")
+        if len(ct) != 1 or ct[0].inputs[0] != x:
+            raise _Unsupported("expected one ConvTranspose")
+        ct = ct[0]
+        _check_convt(ct)
+        layer = {"w": g.fold(ct.inputs[1]).astype(np.float32),
+                 "b": g.fold(ct.inputs[2]).astype(np.float32)}
+        layers.append(layer)
+        t = ct.outputs[0]
+        if t in g.outputs:
+            return layers
+        sq = [n for n in g.users(t, "Mul") if n.inputs == [t, t]]
+        if len(sq) != 1:
+            raise _Unsupported("expected an IGDN")
+        conv = g.users(sq[0].outputs[0], "Conv")
+        if len(conv) != 1 or conv[0].attrs.get("kernel_shape", [1, 1]) != [1, 1]:
+            raise _Unsupported("expected IGDN's 1×1 convolution")
+        gamma, beta = g.fold(conv[0].inputs[1]), g.fold(conv[0].inputs[2])
+        c = beta.shape[0]
+        if gamma.size != c * c:
+            raise _Unsupported("IGDN gamma shape")
+        sqrt = g.users(conv[0].outputs[0], "Sqrt")
+        if len(sqrt) != 1:
+            raise _Unsupported("expected IGDN's Sqrt (inverse GDN)")
+        r = sqrt[0].outputs[0]
+        mul = [n for n in g.users(r, "Mul") if sorted(n.inputs) == sorted([t, r])]
+        if len(mul) != 1:
+            raise _Unsupported("expected IGDN's product")
+        layer["gamma"] = gamma.astype(np.float32).reshape(c, c, 1, 1)
+        layer["beta"] = beta.astype(np.float32)
+        x = mul[0].outputs[0]
+        layer["scale"] = None
+        muls = g.users(x, "Mul")
+        if len(muls) == 1:  # × the level's channel scales: Gather(scales, k, axis=1) [→ Unsqueeze]
+            other = [i for i in muls[0].inputs if i != x][0]
+            n = g.producer.get(other)
+            while n is not None and n.op in ("Unsqueeze", "Reshape", "Identity"):
+                n = g.producer.get(n.inputs[0])
+            if (n is None or n.op != "Gather" or n.inputs[0] not in g.inputs[1:]
+                    or n.attrs.get("axis") != 1):
+                raise _Unsupported("unexpected product after IGDN")
+            layer["scale"] = int(g.fold(n.inputs[1]))
+            x = muls[0].outputs[0]
+        elif muls:
+            raise _Unsupported("unexpected products after IGDN")
+
+
+# ---------------------------------------------------------------------------------------------
+# building the phase graph
+
+
+def _taps(a: int, r: int, pin: int) -> dict:
+    """ConvTranspose 5×5/2 (pads 2, output_padding 1) on an input held as `pin` phases per axis:
+    output phase a (of 2·pin) reads input phase r at offset o (input-grid units) with kernel tap
+    ky, for each o → ky returned."""
+    out = {}
+    for o in range(-2, 3):
+        ky = a + 2 - 2 * r - 2 * pin * o
+        if 0 <= ky < 5:
+            out[o] = ky
+    return out
+
+
+class _Builder:
+    def __init__(self):
+        self.nodes: list[bytes] = []
+        self.inits: list[bytes] = []
+        self.n = 0
+
+    def name(self, stem: str) -> str:
+        self.n += 1
+        return f"{stem}_{self.n}"
+
+    def const(self, stem: str, a: np.ndarray) -> str:
+        name = self.name(stem)
+        self.inits.append(_enc_tensor(name, a))
+        return name
+
+    def node(self, op: str, inputs, stem: str = "t", out: str | None = None, **attrs) -> str:
+        out = out or self.name(stem)
+        self.nodes.append(_enc_node(op, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str, w: np.ndarray, b: np.ndarray | None, pads, stem="conv") -> str:
+        ins = [x, self.const("w", np.ascontiguousarray(w, dtype=np.float32))]
+        if b is not None:
+            ins.append(self.const("b", np.ascontiguousarray(b, dtype=np.float32)))
+        return self.node("Conv", ins, stem, kernel_shape=list(w.shape[2:]), pads=list(pads))
+
+
+def _phase_conv(bld: _Builder, x: str, w: np.ndarray, b: np.ndarray, p: int, q: int) -> str:
+    """Phase (p, q) of a ConvTranspose layer: output pixels (2m+p, 2n+q) on the input grid."""
+    ty, tx = _taps(p, 0, 1), _taps(q, 0, 1)
+    oy, ox = sorted(ty), sorted(tx)
+    k = np.zeros((w.shape[1], w.shape[0], len(oy), len(ox)), np.float32)
+    for i, o in enumerate(oy):
+        for j, o2 in enumerate(ox):
+            k[:, :, i, j] = w[:, :, ty[o], tx[o2]].T
+    return bld.conv(x, k, b, [-oy[0], -ox[0], oy[-1], ox[-1]], stem=f"phase{p}{q}")
+
+
+def _phase_convs(bld: _Builder, x: str, w: np.ndarray, b: np.ndarray) -> list[str]:
+    """The four phase outputs (p, q) = (0,0), (0,1), (1,0), (1,1) of a ConvTranspose layer."""
+    return [_phase_conv(bld, x, w, b, p, q) for p in range(2) for q in range(2)]
+
+
+def _igdn(bld: _Builder, x: str, layer: dict, consts: dict, scales_input: str | None) -> str:
+    if "gamma" not in consts:
+        consts["gamma"] = bld.const("gamma", layer["gamma"])
+        consts["beta"] = bld.const("beta", layer["beta"])
+        if layer["scale"] is not None:
+            s = bld.node("Gather", [scales_input, bld.const("k", np.array(layer["scale"],
+                                                                         np.int64))], axis=1)
+            consts["scale"] = bld.node("Reshape", [s, bld.const("shape", np.array(
+                [1, -1, 1, 1], np.int64))], "scale")
+    sq = bld.node("Mul", [x, x], "sq")
+    n = bld.node("Conv", [sq, consts["gamma"], consts["beta"]], "norm",
+                 kernel_shape=[1, 1], pads=[0, 0, 0, 0])
+    y = bld.node("Mul", [x, bld.node("Sqrt", [n], "sqrt")], "igdn")
+    if "scale" in consts:
+        y = bld.node("Mul", [y, consts["scale"]], "scaled")
+    return y
+
+
+def build_from_bytes(data: bytes) -> bytes | None:
+    """The phase-form g_s (serialized ONNX) equivalent to the reference g_s `data`, or None if
+    that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows."""
+    try:
+        g = _Graph(data)
+        layers = _layers(g)
+    except (_Unsupported, ValueError, KeyError, IndexError, StopIteration):
+        return None
+    if len(layers) < 2 or any("gamma" not in ly for ly in layers[:-1]):
+        return None
+    bld = _Builder()
+    x_in, out_name = g.inputs[0], g.outputs[0]
+    scales_input = g.inputs[1] if len(g.inputs) > 1 else None
+    x = x_in
+    for ly in layers[:-2]:  # interleaved: sub-pixel convolutions, Concat, DepthToSpace
+        cat = bld.node("Concat", _phase_convs(bld, x, ly["w"], ly["b"]), "concat", axis=1)
+        x = _igdn(bld, bld.node("DepthToSpace", [cat], "d2s", blocksize=2, mode="DCR"), ly,
+                  {}, scales_input)
+    big, last = layers[-2], layers[-1]
+    consts: dict = {}
+    w = last["w"]  # [N, cout, 5, 5]
+    cout = w.shape[1]
+    parts = []
+    # One phase at a time (convolution, IGDN, its share of the last layer), so that only one
+    # N-channel phase tensor is alive at once.
+    for i, (r, s) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        phase = _igdn(bld, _phase_conv(bld, x, big["w"], big["b"], r, s), big, consts,
+                      scales_input)
+        ty = [_taps(a, r, 2) for a in range(4)]
+        tx = [_taps(a, s, 2) for a in range(4)]
+        oy = sorted({o for t in ty for o in t})
+        ox = sorted({o for t in tx for o in t})
+        k = np.zeros((4, 4, cout, w.shape[0], len(oy), len(ox)), np.float32)
+        for a in range(4):
+            for c in range(4):
+                for o, ky in ty[a].items():
+                    for o2, kx in tx[c].items():
+                        k[a, c, :, :, oy.index(o), ox.index(o2)] = w[:, :, ky, kx].T
+        k = k.reshape(16 * cout, w.shape[0], len(oy), len(ox))
+        bias = np.tile(last["b"], 16) if i == 0 else None
+        parts.append(bld.conv(phase, k, bias, [-oy[0], -ox[0], oy[-1], ox[-1]], "last"))
+    bld.node("DepthToSpace", [bld.node("Sum", parts, "sum")], out=out_name, blocksize=4,
+             mode="DCR")
+    m = layers[0]["w"].shape[0]
+    ins = [_enc_value_info(x_in, [1, m, "height", "width"])]
+    if scales_input is not None:
+        ins.append(_enc_value_info(scales_input, [1, 3, layers[0]["w"].shape[1]]))
+    graph = (b"".join(_ld(1, n) for n in bld.nodes) + _ld(2, b"g_s_phase")
+             + b"".join(_ld(5, t) for t in bld.inits) + b"".join(_ld(11, v) for v in ins)
+             + _ld(12, _enc_value_info(out_name, [1, cout, "out_height", "out_width"])))
+    opset = _ld(1, b"") + _vi(2, 17)
+    return (_vi(1, 8) + _ld(2, b"aecodec.synthesis_fast") + _ld(8, opset) + _ld(7, graph))
+
+
+def build(path) -> bytes | None:
+    """build_from_bytes of the g_s.onnx at `path`."""
+    return build_from_bytes(Path(path).read_bytes())
