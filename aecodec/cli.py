@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "NAME.png in the current folder (stdout for stdin)")
     d.add_argument("--format", default=None, metavar="FMT",
                    help="png (default), jpeg, webp, tiff, bmp, … (default: from -o's extension)")
+    d.add_argument("--scale", default="1", type=_scale, metavar="1/K",
+                   help="decode a preview at 1/2, 1/4 or 1/8 of the size (the model's preview "
+                        "head, no full synthesis); default 1")
     _common(d)
 
     i = sub.add_parser("info", help="show an .aec file's header, model, bpp and metadata",
@@ -336,6 +339,14 @@ def _save_format(args, dst: str) -> str:
     return "png"
 
 
+def _scale(text: str) -> int:
+    """"1", "1/2", "1/4", "1/8" (or "2", "4", "8") → the divisor."""
+    k = text.split("/", 1)[1] if text.startswith("1/") else text
+    if k not in ("1", "2", "4", "8"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1, 1/2, 1/4 or 1/8")
+    return int(k)
+
+
 def cmd_decompress(args) -> int:
     from .codec import Codec
 
@@ -352,7 +363,7 @@ def cmd_decompress(args) -> int:
         return EXIT_FAILED
 
     def work(src, dst):
-        im = codec.decode(read_source(src)).image
+        im = codec.decode(read_source(src), scale=args.scale).image
         fmt_out = _save_format(args, dst)
         if fmt_out in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
             raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "

@@ -31,6 +31,7 @@ from .engine import Engine
 from .images import orient, prepare, read_input, with_metadata
 from .rate_control import DEFAULT_EFFORT
 from .results import DecodeResult, EncodeResult, Timings
+from .synthesis_fast import PREVIEW_SCALES
 from .transform import TILE, Transforms
 
 __all__ = ["DEFAULT_EFFORT", "DEFAULT_QUALITY", "SLICE_SYMBOLS", "Codec", "orient", "shared"]
@@ -181,19 +182,27 @@ class Codec:
         return result
 
     # -- decoding --
-    def decompress(self, data_or_path) -> Image.Image:
-        """Decode .aec bytes (or a path / binary file) to a PIL image (mode as recorded)."""
-        return self.decode(data_or_path).image
+    def decompress(self, data_or_path, *, scale: int = 1) -> Image.Image:
+        """Decode .aec bytes (or a path / binary file) to a PIL image (mode as recorded).
+        scale 2, 4 or 8: a preview of ceil(size / scale) from the model's preview head."""
+        return self.decode(data_or_path, scale=scale).image
 
-    def decode(self, data_or_path) -> DecodeResult:
-        """Decode .aec bytes (or a path / binary file): the image and the call's figures."""
+    def decode(self, data_or_path, *, scale: int = 1) -> DecodeResult:
+        """Decode .aec bytes (or a path / binary file): the image and the call's figures.
+
+        scale 2, 4 or 8 decodes a preview of ceil(width / scale) × ceil(height / scale): the
+        same symbols and exact hyper-synthesis, then the model's preview head (a learned
+        convolution of the latents, docs/model-package.md) instead of g_s; for a model without
+        one, the full image reduced by `scale`."""
+        if scale not in (1, *PREVIEW_SCALES):
+            raise ValueError(f"scale must be 1, 2, 4 or 8, not {scale!r}")
         t0 = time.perf_counter()
         timings = Timings()
         data = read_input(data_or_path)
         with timings.stage("container"):
             f = container.parse(data)
         eng = self._engine(f.header.model_name, f.header.model_hash.hex())
-        im = decode_image(eng, f, self.threads, self._map, timings)
+        im = decode_image(eng, f, self.threads, self._map, timings, scale)
         timings["total"] = time.perf_counter() - t0
         result = DecodeResult(im, f.header.quality, len(data), dict(timings))
         self._remember(result)

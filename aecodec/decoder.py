@@ -80,16 +80,35 @@ def _decode_z(eng: Engine, f: AecFile) -> np.ndarray:
         raise CorruptFileError(f"damaged .aec file: cannot decode the Z stream ({e})") from e
 
 
+def preview(eng: Engine, lat: Latents, height: int, width: int, k: int) -> np.ndarray:
+    """Pixels ceil(height/k) × ceil(width/k) × 3 uint8 (coded orientation) of quantized latents
+    at 1/k of the size: the package's preview head on ŷ (no g_s), or, for a package without one,
+    the full synthesis reduced by k (a box filter, as Image.reduce)."""
+    pkg = eng.package
+    y_hat = core().dequantize(lat.s, lat.mu)
+    y_hat /= pkg.gain(lat.quality)[:, None, None]
+    rgb = eng.transforms.preview(y_hat, k, height, width, pkg.decoder_scales(lat.quality))
+    if rgb is None:
+        rgb = np.asarray(Image.fromarray(synthesize(eng, lat, height, width)).reduce(k))
+    return rgb
+
+
 def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
-                 timings: Timings) -> Image.Image:
-    """The image of a parsed file, in its recorded mode, orientation undone, metadata in info."""
+                 timings: Timings, scale: int = 1) -> Image.Image:
+    """The image of a parsed file, in its recorded mode, orientation undone, metadata in info;
+    scale k > 1: a preview at ceil(size / k) (see `preview`)."""
     hd = f.header
     lat = decode_symbols(eng, f, threads, map_fn, timings)
     with timings.stage("synthesis"):
         cw, ch = hd.coded_size
-        rgb = synthesize(eng, lat, ch, cw, release=True)
+        if scale > 1:
+            rgb = preview(eng, lat, ch, cw, scale)
+        else:
+            rgb = synthesize(eng, lat, ch, cw, release=True)
         if hd.orientation:
             rgb = np.ascontiguousarray(images.orient(rgb, hd.orientation, inverse=True))
     alpha = images.decode_alpha(f.alpha, hd.width, hd.height) if f.alpha else None
+    if alpha is not None and scale > 1:
+        alpha = alpha.reduce(scale)
     return images.to_image(rgb, hd.mode, alpha, f.metadata)
 

@@ -1,16 +1,21 @@
 """Pillow plugin for .aec files (registered by `import aecodec`).
 
 Image.open reads only the header (size, mode, ICC/EXIF/XMP in `info`); load() decodes;
+im.draft("RGB", (w, h)) (hence im.thumbnail) and im.reduce(k) decode a preview at 1/k, k = 2, 4
+or 8, without the full synthesis (as JPEG's draft: the largest k that keeps the size ≥ (w, h));
 im.save("x.aec", quality=…) encodes (also bpp=…, psnr=…, icc_profile=, exif=, xmp=, model=,
 device=, threads=, refine=, effort=). Modes: see README ("Pillow") and docs/format.md.
 """
 
 from __future__ import annotations
 
+import math
+
 from PIL import Image, ImageFile
 
 from . import container
 from .errors import UnsupportedImageError
+from .synthesis_fast import PREVIEW_SCALES
 
 FORMAT = "AEC"
 
@@ -41,7 +46,47 @@ class AecImageFile(ImageFile.ImageFile):
         self.info.update(f.metadata)
         self.info["aec_quality"] = h.quality
         self.info["aec_model"] = h.model_id
-        self.tile = [_TILE("aec", (0, 0) + self.size, 0, None)]
+        self._full_size = self.size
+        self.aec_scale = 1
+        self.tile = [_TILE("aec", (0, 0) + self.size, 0, (1,))]
+
+    def _loaded(self) -> bool:
+        try:
+            return self.im is not None
+        except AssertionError:  # Pillow 11+: `im` asserts before load()
+            return False
+
+    def _set_scale(self, k: int) -> None:
+        w, h = self._full_size
+        self.aec_scale = k
+        self._size = (math.ceil(w / k), math.ceil(h / k))
+        self.tile = [_TILE("aec", (0, 0) + self.size, 0, (k,))]
+
+    def draft(self, mode, size):
+        """Decode at 1/k (k = 8, 4 or 2, the largest that keeps both sides ≥ size), as JPEG's
+        draft; the mode stays the recorded one."""
+        if size is None or self._loaded() or self.aec_scale != 1:
+            return None
+        w, h = self._full_size
+        fit = min(w // max(size[0], 1), h // max(size[1], 1))
+        k = max((s for s in PREVIEW_SCALES if s <= fit), default=1)
+        if k == 1:
+            return None
+        self._set_scale(k)
+        return self.mode, (0, 0, w / k, h / k)
+
+    def reduce(self, factor, box=None):
+        """im.reduce(k), k = 2, 4 or 8 on an image not yet loaded: the 1/k preview (this image
+        stays as it is, not loaded)."""
+        f = factor if isinstance(factor, (list, tuple)) else (factor, factor)
+        if (not self._loaded() and self.aec_scale == 1 and f[0] == f[1] and f[0] in PREVIEW_SCALES
+                and box in (None, (0, 0) + self.size) and self.fp is not None):
+            pos = self.fp.tell()
+            self.fp.seek(0)
+            data = self.fp.read()
+            self.fp.seek(pos)
+            return shared_codec().decompress(data, scale=f[0])
+        return super().reduce(factor, box)
 
 
 class AecDecoder(ImageFile.PyDecoder):
@@ -50,7 +95,8 @@ class AecDecoder(ImageFile.PyDecoder):
     def decode(self, buffer):
         assert self.fd is not None
         self.fd.seek(0)
-        im = shared_codec().decompress(self.fd.read())
+        scale = self.args[0] if self.args else 1
+        im = shared_codec().decompress(self.fd.read(), scale=scale)
         if im.size != (self.state.xsize, self.state.ysize) or im.mode != self.mode:
             raise ValueError("decoded image does not match the header")
         self.set_as_raw(im.tobytes(), im.mode)

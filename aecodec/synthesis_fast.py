@@ -385,9 +385,8 @@ def _igdn(bld: _Builder, x: str, layer: dict, consts: dict, scales_input: str | 
     return y
 
 
-def build_from_bytes(data: bytes) -> bytes | None:
-    """The phase-form g_s (serialized ONNX) equivalent to the reference g_s `data`, or None if
-    that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows."""
+def _parse(data: bytes):
+    """(graph, layers) of a reference g_s, or None if it is not one this module knows."""
     try:
         g = _Graph(data)
         layers = _layers(g)
@@ -395,14 +394,42 @@ def build_from_bytes(data: bytes) -> bytes | None:
         return None
     if len(layers) < 2 or any("gamma" not in ly for ly in layers[:-1]):
         return None
-    bld = _Builder()
-    x_in, out_name = g.inputs[0], g.outputs[0]
-    scales_input = g.inputs[1] if len(g.inputs) > 1 else None
-    x = x_in
-    for ly in layers[:-2]:  # interleaved: sub-pixel convolutions, Concat, DepthToSpace
+    return g, layers
+
+
+def _interleaved(bld: _Builder, x: str, layers: list, scales_input) -> str:
+    """Layers (each with its IGDN and level scale) as sub-pixel convolutions, Concat and
+    DepthToSpace: the features at the resolution after the last of them."""
+    for ly in layers:
         cat = bld.node("Concat", _phase_convs(bld, x, ly["w"], ly["b"]), "concat", axis=1)
         x = _igdn(bld, bld.node("DepthToSpace", [cat], "d2s", blocksize=2, mode="DCR"), ly,
                   {}, scales_input)
+    return x
+
+
+def _model(bld: _Builder, g: _Graph, layers: list, out_name: str, out_channels: int) -> bytes:
+    x_in = g.inputs[0]
+    ins = [_enc_value_info(x_in, [1, layers[0]["w"].shape[0], "height", "width"])]
+    if len(g.inputs) > 1:
+        ins.append(_enc_value_info(g.inputs[1], [1, 3, layers[0]["w"].shape[1]]))
+    graph = (b"".join(_ld(1, n) for n in bld.nodes) + _ld(2, b"g_s_phase")
+             + b"".join(_ld(5, t) for t in bld.inits) + b"".join(_ld(11, v) for v in ins)
+             + _ld(12, _enc_value_info(out_name, [1, out_channels, "out_height", "out_width"])))
+    opset = _ld(1, b"") + _vi(2, 17)
+    return _vi(1, 8) + _ld(2, b"aecodec.synthesis_fast") + _ld(8, opset) + _ld(7, graph)
+
+
+def build_from_bytes(data: bytes) -> bytes | None:
+    """The phase-form g_s (serialized ONNX) equivalent to the reference g_s `data`, or None if
+    that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows."""
+    parsed = _parse(data)
+    if parsed is None:
+        return None
+    g, layers = parsed
+    bld = _Builder()
+    out_name = g.outputs[0]
+    scales_input = g.inputs[1] if len(g.inputs) > 1 else None
+    x = _interleaved(bld, g.inputs[0], layers[:-2], scales_input)
     big, last = layers[-2], layers[-1]
     consts: dict = {}
     w = last["w"]  # [N, cout, 5, 5]
@@ -428,15 +455,47 @@ def build_from_bytes(data: bytes) -> bytes | None:
         parts.append(bld.conv(phase, k, bias, [-oy[0], -ox[0], oy[-1], ox[-1]], "last"))
     bld.node("DepthToSpace", [bld.node("Sum", parts, "sum")], out=out_name, blocksize=4,
              mode="DCR")
-    m = layers[0]["w"].shape[0]
-    ins = [_enc_value_info(x_in, [1, m, "height", "width"])]
-    if scales_input is not None:
-        ins.append(_enc_value_info(scales_input, [1, 3, layers[0]["w"].shape[1]]))
-    graph = (b"".join(_ld(1, n) for n in bld.nodes) + _ld(2, b"g_s_phase")
-             + b"".join(_ld(5, t) for t in bld.inits) + b"".join(_ld(11, v) for v in ins)
-             + _ld(12, _enc_value_info(out_name, [1, cout, "out_height", "out_width"])))
-    opset = _ld(1, b"") + _vi(2, 17)
-    return (_vi(1, 8) + _ld(2, b"aecodec.synthesis_fast") + _ld(8, opset) + _ld(7, graph))
+    return _model(bld, g, layers, out_name, cout)
+
+
+def build_preview_from_bytes(data: bytes, depth: int, head_w: np.ndarray, head_b: np.ndarray,
+                             block: int) -> bytes | None:
+    """A preview synthesis: the first `depth` layers of the reference g_s `data` (0: none, the
+    head reads ŷ), then a learned head (a convolution, `head_w` [block²·3, C, k, k] with "same"
+    padding) and DepthToSpace(block): an image at 2^depth·block / 16 of the full size. Output
+    "preview" float32 [1, 3, ·, ·] in [0, 1] nominally. None if the g_s is not one this module
+    knows."""
+    parsed = _parse(data)
+    if parsed is None or not 0 <= depth < len(parsed[1]):
+        return None
+    g, layers = parsed
+    bld = _Builder()
+    scales_input = g.inputs[1] if len(g.inputs) > 1 else None
+    x = _interleaved(bld, g.inputs[0], layers[:depth], scales_input)
+    k = head_w.shape[2]
+    x = bld.conv(x, head_w, head_b, [k // 2] * 4, "head")
+    if block > 1:
+        bld.node("DepthToSpace", [x], out="preview", blocksize=block, mode="DCR")
+    else:
+        bld.node("Identity", [x], out="preview")
+    return _model(bld, g, layers, "preview", head_w.shape[0] // (block * block))
+
+
+PREVIEW_FILE = "preview.npz"  # decoder-side extra of a package: the heads of build_preview
+PREVIEW_SCALES = (2, 4, 8)
+
+
+def preview_graph(package, k: int) -> bytes | None:
+    """The preview synthesis (1/k of the full size) of a loaded package, from its `preview.npz`
+    (listed, hence verified, in its manifest's `files`), or None if it has none."""
+    if k not in PREVIEW_SCALES or PREVIEW_FILE not in package.manifest.get("files", {}):
+        return None
+    with np.load(package.path / PREVIEW_FILE) as z:
+        if f"w{k}" not in z.files:
+            return None
+        w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
+    block = int(round((w.shape[0] // 3) ** 0.5))
+    return build_preview_from_bytes(package.onnx_path("g_s").read_bytes(), 0, w, b, block)
 
 
 def build(path) -> bytes | None:

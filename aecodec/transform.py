@@ -81,6 +81,8 @@ class Transforms:
         self._lock = threading.Lock()
 
     def session(self, stage: str):
+        """The onnxruntime session of "g_a", "h_a", "g_s" or "preview<k>" (None if the package
+        has no preview head for 1/k)."""
         with self._lock:
             if stage not in self._sessions:
                 import onnxruntime as ort
@@ -92,8 +94,17 @@ class Transforms:
                 # One input shape per image (see _tiled): the arena is reused as is; a memory
                 # pattern would add a second, equally large, block.
                 opts.enable_mem_pattern = False
-                path = self.package.onnx_path(stage)  # a decode-only package refuses g_a here
-                model = str(path)
+                if stage.startswith("preview"):
+                    from .synthesis_fast import preview_graph
+
+                    model = preview_graph(self.package, int(stage[7:]))
+                    if model is None:
+                        self._sessions[stage] = None
+                        return None
+                    path = self.package.path / "preview.npz"
+                else:
+                    path = self.package.onnx_path(stage)  # decode-only: g_a refused here
+                    model = str(path)
                 if stage == "g_s" and self.synthesis_graph == "phase":
                     from .synthesis_fast import build
 
@@ -163,6 +174,21 @@ class Transforms:
 
         self._tiled(h, w, STRIDE, run, store, self.synthesis_tile)
         return out[:height, :width]
+
+    def preview(self, y_hat: np.ndarray, k: int, height: int, width: int,
+                scales: np.ndarray | None = None) -> np.ndarray | None:
+        """A 1/k-size image (ceil(height/k) × ceil(width/k) × 3 uint8) of ŷ from the package's
+        preview head (synthesis_fast.preview_graph: no g_s), or None if it has none for k."""
+        sess = self.session(f"preview{k}")
+        if sess is None:
+            return None
+        feeds = {sess.get_inputs()[0].name: np.ascontiguousarray(y_hat[None])}
+        if len(sess.get_inputs()) > 1 and scales is not None:
+            feeds[sess.get_inputs()[1].name] = np.ascontiguousarray(scales[None], np.float32)
+        x = sess.run(None, feeds)[0][0]
+        x = np.clip(x * np.float32(255), 0, 255)
+        np.rint(x, out=x)
+        return x.transpose(1, 2, 0).astype(np.uint8)[:-(-height // k), :-(-width // k)]
 
     def _tiled(self, h, w, scale, run, store=None, tile=None):
         """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd windows covering h×w; the

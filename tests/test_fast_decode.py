@@ -1,0 +1,179 @@
+"""Fast decoding (issue 39): the phase-form g_s, g_s tiling, and reduced-size (preview) decoding.
+
+No timing here (benchmarks/speed.py): what can fail is checked — the generated graph equals the
+package's g_s, symbols never depend on the graph or the tiling, pixels stay within the PSNR
+bounds, drafts have the right sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aecodec
+from aecodec import model_package, synthesis_fast
+from aecodec.transform import Transforms
+
+DATA = Path(__file__).resolve().parent / "data"
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+GOLDEN = json.loads((DATA / "model-golden" / "record.json").read_text())
+
+
+def psnr(a, b) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    with Image.open(DATA / "kodim23.webp") as im:
+        return im.convert("RGB").crop((100, 60, 292, 188))  # 192×128: 12×8 latents
+
+
+@pytest.fixture(scope="module")
+def aec(photo):
+    return aecodec.compress(photo, quality=60)
+
+
+def repo_packages():
+    return [f for _, _, f in model_package.available([REPO_MODELS]) if f.parent == REPO_MODELS]
+
+
+@pytest.mark.parametrize("folder", repo_packages(), ids=lambda f: f.name)
+def test_phase_graph_equals_the_package_g_s(folder):
+    import onnxruntime as ort
+
+    pkg = model_package.load(str(folder))
+    fast = synthesis_fast.build(folder / "g_s.onnx")
+    assert fast is not None  # the shipped models all have the known structure
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal((1, pkg.latent_channels, 5, 7)) * 3).astype(np.float32)
+    feeds = {"y_hat": y}
+    if pkg.decoder_scales(50) is not None:
+        feeds["scales"] = pkg.decoder_scales(50)[None].astype(np.float32)
+    opts = ort.SessionOptions()
+    ref = ort.InferenceSession(str(folder / "g_s.onnx"), opts,
+                               providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    out = ort.InferenceSession(fast, opts, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert out.shape == ref.shape == (1, 3, 80, 112)
+    assert np.abs(out - ref).max() <= 1e-4  # float rounding only (sums in another order)
+
+
+def test_generated_graph_is_valid_onnx(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    fast = synthesis_fast.build(model_package.load().path / "g_s.onnx")
+    onnx.checker.check_model(onnx.load_from_string(fast))
+
+
+def test_unknown_graphs_are_run_as_they_are():
+    assert synthesis_fast.build_from_bytes(b"") is None
+    h_a = model_package.load().path / "h_a.onnx"  # a chain of convolutions, not g_s's structure
+    assert synthesis_fast.build(h_a) is None
+
+
+def _codec(graph="phase", tile=None) -> aecodec.Codec:
+    c = aecodec.Codec()
+    eng = c._engine()
+    eng.transforms = Transforms(eng.package, synthesis_graph=graph, synthesis_tile=tile)
+    return c
+
+
+def test_symbols_and_pixels_do_not_depend_on_graph_or_tiling(aec, photo):
+    runs = {(g, t): _codec(g, t) for g in ("phase", "reference") for t in (None, 3, 5)}
+    symbols = {k: c.decode_latents(aec) for k, c in runs.items()}
+    for _, z, s in symbols.values():
+        _, z0, s0 = symbols[("reference", None)]
+        assert np.array_equal(z, z0) and np.array_equal(s, s0)
+    ref = np.asarray(runs[("reference", None)].decompress(aec), dtype=int)
+    for k, c in runs.items():
+        out = np.asarray(c.decompress(aec), dtype=int)
+        assert np.abs(out - ref).max() <= 1, k
+        assert abs(psnr(out, photo) - psnr(ref, photo)) <= 0.05, k
+
+
+def test_default_decoder_is_the_phase_graph():
+    t = aecodec.Codec()._engine().transforms
+    assert t.synthesis_graph == "phase" and t.synthesis_tile == 64
+    assert aecodec.Codec(tile=3)._engine().transforms.synthesis_tile == 3
+    with pytest.raises(ValueError):
+        Transforms(model_package.load(), synthesis_graph="fastest")
+
+
+def test_default_model_ships_a_verified_preview_head():
+    pkg = model_package.load()
+    assert synthesis_fast.PREVIEW_FILE in pkg.manifest["files"]
+    assert pkg.manifest["content_hash"] == model_package.compute_hash(pkg.path)  # id unchanged
+    assert synthesis_fast.PREVIEW_FILE not in model_package.IDENTITY_FILES
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_preview_sizes_and_quality(aec, k):
+    full = aecodec.decompress(aec)
+    prev = aecodec.Codec().decompress(aec, scale=k)
+    assert prev.size == (math.ceil(full.width / k), math.ceil(full.height / k))
+    assert prev.mode == full.mode
+    assert psnr(prev, full.reduce(k)) > 28  # ~33-41 dB on Kodak (speed.py); a tiny image: less
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_draft_reduce_and_thumbnail(tmp_path, aec, k):
+    path = tmp_path / "x.aec"
+    path.write_bytes(aec)
+    with Image.open(path) as im:
+        w, h = im.size
+        assert im.draft("RGB", (w // k, h // k)) == ("RGB", (0, 0, w / k, h / k))
+        assert im.size == (math.ceil(w / k), math.ceil(h / k))
+        im.load()
+        assert im.size == (math.ceil(w / k), math.ceil(h / k))
+        drafted = im.copy()
+    with Image.open(path) as im:
+        red = im.reduce(k)
+        assert red.size == drafted.size and im.size == (w, h)  # reduce leaves im as it was
+        assert np.array_equal(np.asarray(red), np.asarray(drafted))
+    with Image.open(path) as im:
+        im.thumbnail((w // k // 2, h // k // 2))  # draft at 1/k (reducing_gap 2), then resize
+        assert max(im.size) == max(w // k // 2, h // k // 2)
+
+
+def test_draft_keeps_the_size_when_no_scale_fits(tmp_path, aec):
+    path = tmp_path / "x.aec"
+    path.write_bytes(aec)
+    with Image.open(path) as im:
+        assert im.draft("RGB", (im.width - 1, im.height)) is None and im.size == (192, 128)
+        im.load()
+        assert im.size == (192, 128)
+
+
+def test_model_without_preview_head_reduces_the_full_decode():
+    rec = next(r for m, r in GOLDEN.items() if m.endswith("e541f20ff70a"))
+    data = (DATA / "model-golden" / rec["file"]).read_bytes()
+    c = aecodec.Codec()
+    full = c.decompress(data)
+    prev = c.decompress(data, scale=4)
+    assert prev.size == (math.ceil(full.width / 4), math.ceil(full.height / 4))
+    assert np.array_equal(np.asarray(prev), np.asarray(full.reduce(4)))
+
+
+def test_bad_scale_is_refused(aec):
+    with pytest.raises(ValueError):
+        aecodec.Codec().decompress(aec, scale=3)
+
+
+def test_cli_scale(tmp_path, aec):
+    src = tmp_path / "x.aec"
+    src.write_bytes(aec)
+    out = tmp_path / "x.png"
+    subprocess.run([sys.executable, "-m", "aecodec", "decompress", str(src), "-o", str(out),
+                    "--scale", "1/8", "--quiet"], check=True, cwd=tmp_path)
+    with Image.open(out) as im:
+        assert im.size == (24, 16)
+    bad = subprocess.run([sys.executable, "-m", "aecodec", "decompress", str(src), "-o",
+                          str(out), "--scale", "1/3"], capture_output=True, cwd=tmp_path)
+    assert bad.returncode != 0
