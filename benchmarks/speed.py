@@ -11,6 +11,9 @@ reports its peak resident memory: the process peak (VmHWM: interpreter, librarie
 image included) and the operation's own peak above the resident size just before the first call
 (VmHWM when the operation raised it, else a 1 ms /proc/self/statm sampler).
 aecodec's time is split into the stages its runtime reports (Codec.encode/decode's `timings`).
+Then, per image, aecodec's decoders side by side in one process, interleaved (decoders_child):
+the reference g_s graph (the decoder before issue 39) against the default phase-form graph,
+the previews at 1/2, 1/4, 1/8 and Pillow thumbnails; --no-decoders skips it.
 
 The 12-megapixel photo (4032×3024) is a mosaic of Kodak crops made deterministically in a
 temporary folder, never committed.  Threads: --threads (default: all cores) for aecodec
@@ -133,6 +136,113 @@ def child(spec: dict) -> dict:
         Path(spec["data"]).write_bytes(out)
         res["bytes"] = len(out)
     return res
+
+
+def _child_main(spec: dict) -> dict:
+    return decoders_child(spec) if spec["op"] == "decoders" else child(spec)
+
+
+def decoders_child(spec: dict) -> dict:
+    """aecodec's decoders on one image, in one process, interleaved (the machine may be shared:
+    only ratios measured side by side mean much): the reference g_s graph (the package's
+    g_s.onnx, tiles of 32 latents: the decoder before issue 39) against the default phase-form
+    graph, then the previews (scale 2, 4, 8; PSNR against Image.reduce of the full decode) and
+    Pillow thumbnails of 256 px (thumbnail() with its defaults, and after draft("RGB",
+    (256, 256))). Medians of `repeat` rounds."""
+    import io
+
+    from PIL import Image
+
+    import aecodec
+    from aecodec.transform import TILE, Transforms
+
+    data = Path(spec["data"]).read_bytes()
+    codecs = {}
+    for graph in ("reference", "phase"):
+        c = aecodec.Codec(threads=spec["threads"])
+        eng = c._engine()
+        eng.transforms = Transforms(eng.package, "cpu", spec["threads"], TILE,
+                                    synthesis_graph=graph)
+        codecs[graph] = c
+    full = {g: c.decompress(data) for g, c in codecs.items()}  # warm-up (sessions)
+    ref = np.asarray(full["reference"], np.float64)
+    out: dict = {"psnr_phase_vs_reference": _psnr(np.asarray(full["phase"]), ref)}
+    rgb = np.load(spec["image"])
+    out["psnr_vs_source"] = {g: _psnr(np.asarray(im), rgb) for g, im in full.items()}
+
+    def thumb(draft):
+        with Image.open(io.BytesIO(data)) as im:
+            if draft:
+                im.draft("RGB", (256, 256))
+            im.thumbnail((256, 256))
+            return im.size
+
+    ops = {"reference": lambda: codecs["reference"].decode(data),
+           "phase": lambda: codecs["phase"].decode(data)}
+    for k in (2, 4, 8):
+        ops[f"scale {k}"] = lambda k=k: codecs["phase"].decode(data, scale=k)
+    ops["thumbnail 256"] = lambda: thumb(False)
+    ops["draft + thumbnail 256"] = lambda: thumb(True)
+    aecodec.pillow_plugin.shared_codec()  # the plugin's codec: sessions made before timing
+    thumb(True)
+    times: dict = {k: [] for k in ops}
+    stages: dict = {k: [] for k in ops}
+    for _ in range(spec["repeat"]):
+        for k, op in ops.items():
+            t0 = time.perf_counter()
+            r = op()
+            times[k].append(time.perf_counter() - t0)
+            if hasattr(r, "timings"):
+                stages[k].append(r.timings)
+    out["median_s"] = {k: statistics.median(v) for k, v in times.items()}
+    out["stages_s"] = {k: {s: statistics.median([t.get(s, 0.0) for t in v]) for s in v[0]}
+                       for k, v in stages.items() if v}
+    out["preview_psnr"] = {
+        k: _psnr(np.asarray(codecs["phase"].decompress(data, scale=k)),
+                 np.asarray(full["reference"].reduce(k), np.float64)) for k in (2, 4, 8)}
+    out["thumbnail_size"] = list(thumb(False))
+    return out
+
+
+def _psnr(a, b) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def decoders_markdown(res: dict) -> list:
+    rows = res.get("decoders") or {}
+    if not rows:
+        return []
+    lines = ["", f"aecodec decoders (issue 39), {res['threads']} thread(s), one process per image, "
+             "the operations interleaved round by round (median of "
+             f"{res['repeat']} rounds; {res['repeat_large']} on the 12 MP photo): reference = "
+             "the package's g_s.onnx in tiles of 32 latents (the decoder before), phase = the "
+             "default (g_s in phase form, generated at load time, tiles of 64 latents); "
+             "scale k = the preview decode (no g_s); thumbnail = Pillow's thumbnail((256, 256)) "
+             "(its draft picks the largest k keeping ≥ 512 px), draft + thumbnail = after "
+             "draft(\"RGB\", (256, 256)). PSNR of the preview against Image.reduce(k) of the full "
+             "decode.", "",
+             "| image | reference | phase | speed-up | ΔPSNR phase−reference (dB) | scale 2 | "
+             "scale 4 | scale 8 | preview PSNR 2 / 4 / 8 (dB) | thumbnail 256 | draft + "
+             "thumbnail 256 | h_s + entropy decoding |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        if "error" in r:
+            lines.append(f"| {name} | {r['error']} |" + " |" * 10)
+            continue
+        m, st = r["median_s"], r.get("stages_s", {}).get("phase", {})
+        dpsnr = r["psnr_vs_source"]["phase"] - r["psnr_vs_source"]["reference"]
+        pp = " / ".join(f"{r['preview_psnr'][k]:.1f}" for k in ("2", "4", "8")
+                        if k in r["preview_psnr"]) or " / ".join(
+            f"{v:.1f}" for v in r["preview_psnr"].values())
+        hs = st.get("hyper_synthesis", 0) + st.get("entropy_decode", 0)
+        lines.append(
+            f"| {name} | {_ms_col(m['reference'])} | {_ms_col(m['phase'])} | "
+            f"{m['reference'] / m['phase']:.2f}× | {dpsnr:+.3f} | {_ms_col(m['scale 2'])} | "
+            f"{_ms_col(m['scale 4'])} | {_ms_col(m['scale 8'])} | {pp} | "
+            f"{_ms_col(m['thumbnail 256'])} | {_ms_col(m['draft + thumbnail 256'])} | "
+            f"{_ms_col(hs)} |")
+    return lines
 
 
 def run_child(spec: dict, timeout: float) -> dict:
@@ -263,6 +373,7 @@ def markdown(res: dict) -> str:
                 g["other"] = max(total - sum(v for k, v in g.items() if k != "other"), 0.0)
                 lines.append(f"| {name} | {op} | {_ms(total)} | "
                              + " | ".join(_ms(g[k]) for k in STAGE_GROUPS) + " |")
+    lines += decoders_markdown(res)
     lines += ["", "Settings: " + "; ".join(
         f"{v['label']} {v['describe']} ({v['version']})" for v in res["codecs"].values()) + ". "
         "Times: median of the timed calls after one warm-up call (no warm-up on the 12 MP photo: "
@@ -311,12 +422,15 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=600, help="per child process, seconds")
     ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT,
                     help="output folder (default: benchmarks/results)")
+    ap.add_argument("--no-decoders", action="store_true",
+                    help="skip the aecodec decoder comparison (reference vs phase g_s, "
+                         "previews, thumbnails)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
         try:
-            print(json.dumps(child(json.loads(args.child))))
+            print(json.dumps(_child_main(json.loads(args.child))))
         except Exception as e:
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
         return 0
@@ -362,6 +476,17 @@ def main(argv=None) -> int:
                 r["bpp"] = 8.0 * r["bytes"] / (img["width"] * img["height"])
             slot[op] = r
         bar.close()
+        decoders = {}
+        if "aecodec" in results and not args.no_decoders:
+            for img in tqdm(images, unit="image", desc="decoders", dynamic_ncols=True):
+                slot = results["aecodec"].get(img["name"], {})
+                if "error" in slot.get("encode", {"error": 1}):
+                    continue
+                large = bool(img.get("large"))
+                decoders[img["name"]] = run_child({
+                    "op": "decoders", "threads": args.threads, "image": img["file"],
+                    "data": str(tmp / f"aecodec-{img['name']}.bin"),
+                    "repeat": args.repeat_large if large else args.repeat}, 3 * args.timeout)
 
     elapsed = time.perf_counter() - t_start
     given = sys.argv[1:] if argv is None else argv
@@ -389,6 +514,7 @@ def main(argv=None) -> int:
                    for a in adapters},
         "skipped": skipped,
         "results": results,
+        "decoders": decoders,
     }
     res["header"] = common.run_header(cmd, started, git, machine, elapsed)
     common.write_json(args.out / "speed.json", res)
