@@ -250,14 +250,25 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
         ray_constants.ENABLE_RAY_CLUSTER = False
     except (ImportError, AttributeError):  # pragma: no cover - another Ray version
         pass
-    here = str(Path(__file__).resolve().parents[1])  # workers import this very aecodec
-    path = os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(
-        os.pathsep) if p and p != here])
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
              _node_ip_address="127.0.0.1", object_store_memory=object_store_memory,
              log_to_driver=not quiet, logging_level=logging.ERROR,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
+             runtime_env=_runtime_env())
     return ray
+
+
+def _runtime_env() -> dict | None:
+    """The workers import this very aecodec: a checkout's folder (run from its root, or on
+    PYTHONPATH) goes first on their PYTHONPATH; an installed aecodec needs nothing."""
+    import site
+
+    here = str(Path(__file__).resolve().parents[1])
+    site_dirs = {str(Path(p).resolve()) for p in site.getsitepackages()
+                 + [site.getusersitepackages()]}
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here in site_dirs or (path and str(Path(path[0]).resolve()) == here):
+        return None
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join([here] + path)}}
 
 
 def _connect(ray, address: str, quiet: bool) -> None:
