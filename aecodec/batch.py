@@ -276,15 +276,16 @@ def _connect(ray, address: str, quiet: bool) -> None:
              logging_level=logging.ERROR)
 
 
-def _default_workers(ray, cpus_per_worker: float, gpus_per_worker: float) -> int:
+def _pool_size(ray, workers: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """The number of actors: as asked, or as many as the cluster's CPUs (GPUs) allow."""
     res = ray.cluster_resources()
     if gpus_per_worker > 0:
-        n = res.get("GPU", 0) // gpus_per_worker
-        if n < 1:
+        gpus = res.get("GPU", 0)
+        if gpus < gpus_per_worker:  # the actors would wait for GPUs forever
             raise BatchError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has "
-                             f"{res.get('GPU', 0):g} GPU(s)")
-        return int(n)
-    return max(1, int(res.get("CPU", 1) // cpus_per_worker))
+                             f"{gpus:g} GPU(s)")
+        return workers or int(gpus // gpus_per_worker)
+    return workers or max(1, int(res.get("CPU", 1) // cpus_per_worker))
 
 
 @contextlib.contextmanager
@@ -377,7 +378,7 @@ def run_job(command: str, inputs, output, *, job: dict, workers: int | None = No
                 _connect(ray, address, quiet)
         report.ray_seconds = time.monotonic() - t
         try:
-            report.workers = workers or _default_workers(ray, cpus_per_worker, gpus_per_worker)
+            report.workers = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker)
             bar = tqdm(total=len(rows), unit="img", file=sys.stderr, disable=quiet,
                        dynamic_ncols=True, desc=f"aecodec batch {command}")
             done: set = set()

@@ -145,3 +145,8 @@ def test_planning_and_options_without_ray(images, tmp_path):
         batch.compress_folder([images], tmp_path, quality=50, bpp=1.0)
     assert cli.main(["batch"]) == 2
     assert os.listdir(tmp_path) == []  # nothing written by refused jobs
+
+
+def test_gpu_workers_need_gpus(cluster, images, tmp_path):
+    with pytest.raises(batch.BatchError, match="0 GPU"):
+        batch.compress_folder([images], tmp_path, gpus_per_worker=1, quiet=True)
