@@ -233,15 +233,13 @@ def _import_ray():
     return ray
 
 
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
-                    object_store_memory: int = LOCAL_OBJECT_STORE, quiet: bool = True):
-    """Start a Ray instance on this machine, on the loopback interface only (no dashboard, no
-    usage report). Returns the ray module; stop it with ray.shutdown()."""
+def _loopback_only():
+    """Import ray so that this process and the Ray processes it starts use 127.0.0.1."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # Ray reports 127.0.0.1 as an address reachable from other nodes only where clusters are
-    # disabled: then every Ray process listens and connects on the loopback interface. Ray reads
-    # the variable when it is imported (its worker processes do too); the module constant covers
-    # a ray imported before this call.
+    # Ray swaps 127.0.0.1 for the machine's network address (one other nodes could reach)
+    # unless clusters are disabled: then every Ray process listens and connects on the loopback
+    # interface. Ray reads the variable when it is imported (its worker processes do too); the
+    # module constant covers a ray imported before this call.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = _import_ray()
     try:
@@ -250,6 +248,14 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
         ray_constants.ENABLE_RAY_CLUSTER = False
     except (ImportError, AttributeError):  # pragma: no cover - another Ray version
         pass
+    return ray
+
+
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
+                    object_store_memory: int = LOCAL_OBJECT_STORE, quiet: bool = True):
+    """Start a Ray instance on this machine, on the loopback interface only (no dashboard, no
+    usage report). Returns the ray module; stop it with ray.shutdown()."""
+    ray = _loopback_only()
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
              _node_ip_address="127.0.0.1", object_store_memory=object_store_memory,
              log_to_driver=not quiet, logging_level=logging.ERROR,
@@ -272,8 +278,16 @@ def _runtime_env() -> dict | None:
 
 
 def _connect(ray, address: str, quiet: bool) -> None:
-    ray.init(address=address, log_to_driver=not quiet,
-             logging_level=logging.ERROR)
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost", "::1") or host.startswith("127."):
+        ray = _loopback_only()  # a cluster on this machine: stay on the loopback interface
+    try:
+        ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
+    except Exception as e:
+        why = " ".join(str(e.__cause__ or e).split())[:400]
+        raise BatchError(f"cannot join the Ray cluster at {address}: {why} (a cluster with "
+                         "token authentication needs its token here: RAY_AUTH_MODE=token and "
+                         "RAY_AUTH_TOKEN or ~/.ray/auth_token)") from e
 
 
 def _pool_size(ray, workers: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
