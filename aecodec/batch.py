@@ -42,6 +42,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .codec import DEFAULT_QUALITY
+
 MANIFEST_NAME = "aecodec-failures.json"
 # Ray Data blocks: one image per block up to this many images (the pool balances them one by
 # one), then blocks of ~IMAGES_PER_BLOCK so that huge jobs do not make millions of blocks.
@@ -166,7 +168,8 @@ class _Worker:
             h = parse(Path(dst).read_bytes()).header
             if h.model_hash != self.model_hash[:len(h.model_hash)]:
                 return False
-            q = self.job["target"].get("quality")
+            target = self.job["target"]
+            q = target.get("quality", None if target else DEFAULT_QUALITY)  # bpp/psnr: searched
             return q is None or math.isclose(h.quality, q, abs_tol=1e-3)
         except Exception:
             return False
