@@ -141,6 +141,6 @@ def test_entry_points_open_an_array_without_importing_aecodec(tmp_path, photo):
             "print(type(numcodecs.get_codec({'id': 'aecodec'})).__module__); "
             f"print(zarr.open_array({str(tmp_path / 'c.zarr')!r}, mode='r')[:].shape)")
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path)  # not the checkout's aecodec
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["aecodec.numcodecs", "(96,", "128,", "3)"]
