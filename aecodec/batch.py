@@ -119,8 +119,9 @@ class _Worker:
     def __call__(self, batch: dict) -> dict:
         rows = {k: [] for k in ("input", "output", "status", "error", "type", "bytes",
                                 "seconds")}
-        for src, dst in zip(batch["input"], batch["output"]):
-            src, dst = str(src), str(dst)
+        for name, out, src, dst in zip(batch["input"], batch["output"], batch["src"],
+                                       batch["dst"]):
+            src, dst = str(src), str(dst)  # absolute: a worker's folder is not the driver's
             t = time.perf_counter()
             status, error, etype, size = "written", "", "", 0
             try:
@@ -132,7 +133,8 @@ class _Worker:
                 from .cli import _describe
 
                 status, error, etype = "failed", _describe(e), type(e).__name__
-            for k, v in (("input", src), ("output", dst), ("status", status), ("error", error),
+            for k, v in (("input", str(name)), ("output", str(out)), ("status", status),
+                         ("error", error),
                          ("type", etype), ("bytes", size),
                          ("seconds", time.perf_counter() - t)):
                 rows[k].append(v)
@@ -221,7 +223,7 @@ def plan(inputs, output, command: str, suffix: str) -> tuple[list[dict], list[Fa
                                     "CliError"))
             continue
         seen[key] = src
-        rows.append({"input": src, "output": dst})
+        rows.append({"input": src, "output": dst, "src": os.path.abspath(src), "dst": key})
     return rows, failures
 
 
@@ -259,25 +261,26 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
     """Start a Ray instance on this machine, on the loopback interface only (no dashboard, no
     usage report). Returns the ray module; stop it with ray.shutdown()."""
     ray = _loopback_only()
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-             _node_ip_address="127.0.0.1", object_store_memory=object_store_memory,
-             log_to_driver=not quiet, logging_level=logging.ERROR,
-             runtime_env=_runtime_env())
+    with _from_this_aecodec():
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+                 include_dashboard=False, _node_ip_address="127.0.0.1",
+                 object_store_memory=object_store_memory, log_to_driver=not quiet,
+                 logging_level=logging.ERROR)
     return ray
 
 
-def _runtime_env() -> dict | None:
-    """The workers import this very aecodec: a checkout's folder (run from its root, or on
-    PYTHONPATH) goes first on their PYTHONPATH; an installed aecodec needs nothing."""
-    import site
-
-    here = str(Path(__file__).resolve().parents[1])
-    site_dirs = {str(Path(p).resolve()) for p in site.getsitepackages()
-                 + [site.getusersitepackages()]}
-    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if here in site_dirs or (path and str(Path(path[0]).resolve()) == here):
-        return None
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join([here] + path)}}
+@contextlib.contextmanager
+def _from_this_aecodec():
+    """Run ray.init from the folder that holds this aecodec package. Ray puts the driver's
+    working directory first on its workers' sys.path: started from a checkout's root, they
+    would import the checkout's aecodec (maybe without its built core) instead of the one
+    running here. The Ray processes it starts work there too, so rows carry absolute paths."""
+    old = os.getcwd()
+    os.chdir(Path(__file__).resolve().parents[1])
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def _connect(ray, address: str, quiet: bool) -> None:
@@ -285,7 +288,8 @@ def _connect(ray, address: str, quiet: bool) -> None:
     if host in ("localhost", "::1") or host.startswith("127."):
         ray = _loopback_only()  # a cluster on this machine: stay on the loopback interface
     try:
-        ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
+        with _from_this_aecodec():
+            ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
     except Exception as e:
         why = " ".join(str(e.__cause__ or e).split())[:400]
         raise BatchError(f"cannot join the Ray cluster at {address}: {why} (a cluster with "
