@@ -42,6 +42,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from . import arguments
 from .codec import DEFAULT_QUALITY
 
 MANIFEST_NAME = "aecodec-failures.json"
@@ -147,11 +148,11 @@ class _Worker:
         if self.job["command"] == "compress":  # exactly what `aecodec compress` does
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
-                out = self.codec.compress(im, **self.job["target"],
-                                          metadata=not self.job["strip"],
-                                          effort=self.job["effort"])
+                out = self.codec.encode(im, **self.job["target"],
+                                        metadata=not self.job["strip"],
+                                        effort=self.job["effort"]).data
         else:  # exactly what `aecodec decompress` does
-            out = encode_image(self.codec.decompress(data), self.job["format"])
+            out = encode_image(self.codec.decode(data).image, self.job["format"])
         write_atomic(dst, out, force=True)
         return len(out)
 
@@ -461,16 +462,17 @@ def _write_manifest(report: Report) -> None:
 
 # ---- Python API ---------------------------------------------------------------------------
 
+def _checked(check, *args):
+    """aecodec.arguments' check of an option (the message of the API and CLI) as a BatchError."""
+    try:
+        return check(*args)
+    except ValueError as e:
+        raise BatchError(str(e)) from None
+
+
 def _target(quality, bpp, psnr) -> dict:
-    if sum(v is not None for v in (quality, bpp, psnr)) > 1:
-        raise BatchError("give only one of quality, bpp and psnr")
-    if quality is not None and not 0 <= quality <= 100:
-        raise BatchError("quality must be between 0 and 100")
-    for name, v in (("bpp", bpp), ("psnr", psnr)):
-        if v is not None and not v > 0:
-            raise BatchError(f"{name} must be positive")
-    return {k: float(v) for k, v in (("quality", quality), ("bpp", bpp), ("psnr", psnr))
-            if v is not None}
+    values = _checked(arguments.target, quality, bpp, psnr)
+    return {k: v for k, v in zip(("quality", "bpp", "psnr"), values) if v is not None}
 
 
 def compress_folder(inputs, output, *, quality: float | None = None, bpp: float | None = None,
@@ -489,12 +491,10 @@ def compress_folder(inputs, output, *, quality: float | None = None, bpp: float 
     force: redo outputs that are already there. timeout: seconds, after which the images not
     done are reported as failures (a re-run resumes). Returns a Report; the manifest of
     failures is written to output/aecodec-failures.json (or manifest)."""
-    if effort not in (1, 2, 3):
-        raise BatchError("effort must be 1, 2 or 3")
-    job = {"target": _target(quality, bpp, psnr), "effort": int(effort), "model": model,
-           "strip": bool(strip), "force": bool(force)}
+    job = {"target": _target(quality, bpp, psnr), "effort": _checked(arguments.effort, effort),
+           "model": model, "strip": bool(strip), "force": bool(force)}
     if threads:
-        job["threads"] = int(threads)
+        job["threads"] = _checked(arguments.threads, threads)
     return run_job("compress", inputs, output, job=job, workers=workers,
                    cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                    address=address, manifest=manifest, quiet=quiet, timeout=timeout)
@@ -514,7 +514,7 @@ def decompress_folder(inputs, output, *, format: str = "png", workers: int | Non
         raise BatchError(f"unknown output format {format!r} (try png, jpeg, webp, tiff, bmp)")
     job = {"format": fmt, "force": bool(force)}
     if threads:
-        job["threads"] = int(threads)
+        job["threads"] = _checked(arguments.threads, threads)
     return run_job("decompress", inputs, output, job=job, workers=workers,
                    cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                    address=address, manifest=manifest, quiet=quiet, timeout=timeout,

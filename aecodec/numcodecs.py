@@ -32,7 +32,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_bytes, ensure_ndarray_like, ndarray_copy
 from numcodecs.registry import register_codec
 
-from . import container
+from . import arguments, container
 from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY, shared
 from .errors import CorruptFileError, UnsupportedImageError
 
@@ -64,14 +64,10 @@ class Aec(Codec):
 
     def __init__(self, quality: float = DEFAULT_QUALITY, effort: int = DEFAULT_EFFORT,
                  model: str | None = None, threads: int = 0):
-        if not (isinstance(quality, (int, float)) and 0 <= quality <= 100):
-            raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}")
-        if effort not in (1, 2, 3):
-            raise ValueError(f"effort must be 1, 2 or 3, got {effort!r}")
-        self.quality = float(quality)
-        self.effort = int(effort)
+        self.quality = arguments.quality(quality)
+        self.effort = arguments.effort(effort)
         self.model = model
-        self.threads = int(threads or 0)
+        self.threads = arguments.threads(threads)
 
     def get_config(self) -> dict:
         config = {"id": self.codec_id, "quality": self.quality, "effort": self.effort}
@@ -91,7 +87,7 @@ class Aec(Codec):
         check_chunk(a.shape, a.dtype)
         codec = self._codec()
         images = a if a.ndim == 4 else a[None]
-        files = [codec.compress(np.ascontiguousarray(im), self.quality, effort=self.effort)
+        files = [codec.encode(np.ascontiguousarray(im), self.quality, effort=self.effort).data
                  for im in images]
         if len(files) == 1:
             return files[0]
@@ -116,7 +112,7 @@ class Aec(Codec):
         return arr
 
     def _decode_one(self, data: bytes) -> np.ndarray:
-        with self._codec().decompress(data) as im:
+        with self._codec().decode(data).image as im:
             return np.asarray(im)
 
 
