@@ -524,6 +524,8 @@ def decompress_folder(inputs, output, *, format: str = "png", workers: int | Non
 # ---- command line -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cli import _checked as checked  # the CLI's option types: the API's checks
+
     p = argparse.ArgumentParser(
         prog="aecodec batch",
         description="Compress or decompress whole folders with a pool of Ray workers, each "
@@ -538,13 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "recursively) or files")
     c.add_argument("output", metavar="OUT", help="output folder")
     t = c.add_mutually_exclusive_group()
-    t.add_argument("-q", "--quality", type=float, metavar="Q",
+    t.add_argument("-q", "--quality", type=checked(arguments.quality), metavar="Q",
                    help="quality 0-100, higher is better (default 75)")
-    t.add_argument("--bpp", type=float, metavar="B", help="target bits per pixel (searched)")
-    t.add_argument("--psnr", type=float, metavar="P", help="target PSNR in dB (searched)")
+    t.add_argument("--bpp", type=checked(arguments.positive, name="bpp"), metavar="B",
+                   help="target bits per pixel (searched)")
+    t.add_argument("--psnr", type=checked(arguments.positive, name="psnr"), metavar="P",
+                   help="target PSNR in dB (searched)")
     c.add_argument("--model", default=None, help="model package name or folder")
     c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
-    c.add_argument("-e", "--effort", type=int, default=1, choices=(1, 2, 3),
+    c.add_argument("-e", "--effort", type=checked(arguments.effort, int), default=1,
+                   metavar="{1,2,3}",
                    help="encoder effort (as aecodec compress; default 1)")
     d = sub.add_parser("decompress", help="decode .aec files to images under OUT")
     d.add_argument("inputs", nargs="+", metavar="IN", help=".aec folders (searched "
@@ -565,7 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--gpus-per-worker", type=float, default=0, metavar="G",
                        help="GPUs per actor: > 0 codes on CUDA (needs onnxruntime-gpu on the "
                             "workers; default 0, CPU actors)")
-        g.add_argument("--threads", type=int, default=None, metavar="N",
+        g.add_argument("--threads", type=checked(arguments.threads, int), default=None,
+                       metavar="N",
                        help="threads per actor (default: --cpus-per-worker)")
         g.add_argument("--timeout", type=float, default=None, metavar="S",
                        help="stop after S seconds; the images not done are reported as "
