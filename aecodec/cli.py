@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "keep older files decodable.")
     ms.add_argument("--json", action="store_true", help="one JSON object per model")
 
+    sub.add_parser("batch", help='compress or decompress whole folders on Ray workers (needs '
+                                 'ray: pip install "aecodec[ray]")', add_help=False)
     sub.add_parser("train", help='train a model (needs torch: pip install "aecodec[train]")',
                    add_help=False)
     sub.add_parser("export", help='export a model package (needs torch: pip install '
@@ -520,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("train", "export"):
         return delegate(argv[0], argv[1:])
+    if argv and argv[0] == "batch":  # aecodec.batch (Ray Data)
+        from . import batch
+
+        return batch.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
