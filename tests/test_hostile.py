@@ -1,0 +1,191 @@
+"""Hostile input (issue 35): the fuzzers' findings as regression tests, and the resource limits.
+
+Every input either decodes or raises an `aecodec.AecError` subclass; sizes and counts that would
+make decoding allocate beyond what the image needs are refused before anything is allocated
+(docs/format.md, "Limits"). The files are forged from small valid ones coded with the tiny test
+model tests/data/models/golden-tiny, with valid framing and CRCs, so that each reaches the check
+it is about. fuzz/README.md says how the fuzzers that found them are run.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aecodec
+from aecodec import container
+from aecodec.errors import AecError, CorruptFileError, DecompressionBombError
+
+DATA = Path(__file__).resolve().parent / "data"
+MODELS = DATA / "models"
+
+
+@pytest.fixture(autouse=True)
+def model_path(monkeypatch):
+    """Image.open decodes with the shared codec: it finds golden-tiny through the path."""
+    monkeypatch.setenv("AECODEC_MODEL_PATH", str(MODELS))
+
+
+@pytest.fixture(scope="module")
+def codec():
+    c = aecodec.Codec("golden-tiny", model_path=[MODELS], threads=1, slice_symbols=16)
+    yield c
+    c.close()
+
+
+def image(h, w, channels):
+    rng = np.random.default_rng(h * 1000 + w + channels)
+    a = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    return a[:, :, 0] if channels == 1 else a
+
+
+@pytest.fixture(scope="module")
+def la_file(codec):
+    return codec.compress(image(24, 16, 2), 50)
+
+
+@pytest.fixture(scope="module")
+def rgb_file(codec):
+    return codec.compress(image(24, 16, 3), 50)
+
+
+def forge(data: bytes, **header) -> bytes:
+    """The file with HEAD fields replaced, rewritten with valid framing and CRCs (no checks)."""
+    f = container.parse(data)
+    for k, v in header.items():
+        setattr(f.header, k, v)
+    out = bytearray(container.MAGIC + bytes(container.VERSION))
+    container._append_chunk(out, b"HEAD", f.header.to_bytes(), checked=True)
+    if f.alpha is not None:
+        container._append_chunk(out, b"ALPH", b"\0" + f.alpha)
+    container._append_chunk(out, b"ZSTR", f.z_stream)
+    for s in f.y_streams:
+        container._append_chunk(out, b"YSTR", s)
+    container._append_chunk(out, b"DONE", b"", checked=True)
+    return bytes(out)
+
+
+def with_alpha(data: bytes, png: bytes) -> bytes:
+    f = container.parse(data)
+    f.alpha = png
+    return f.to_bytes()
+
+
+def png(width: int, height: int, body: bytes = b"") -> bytes:
+    def chunk(t, b):
+        return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(body))
+            + chunk(b"IEND", b""))
+
+
+def refuses(data: bytes, error=AecError):
+    """Both decoders refuse the data with `error` (an AecError subclass)."""
+    with pytest.raises(error):
+        aecodec.Codec("golden-tiny", model_path=[MODELS], threads=1).decompress(data)
+    with pytest.raises(error):
+        with Image.open(io.BytesIO(data), formats=["AEC"]) as im:
+            im.load()
+
+
+# ------------------------------------------------------------------- fuzzer findings
+def test_alpha_png_claiming_a_huge_size_is_a_corrupt_file(la_file):
+    """fuzz_decoder finding 1: an ALPH PNG whose IHDR claimed 2³¹−1 × 100000 pixels reached
+    Pillow's own bomb check and escaped as PIL.Image.DecompressionBombError, not an AecError."""
+    for size in ((2**31 - 1, 100000), (100000, 100000), (17, 24), (16, 23)):
+        refuses(with_alpha(la_file, png(*size)), CorruptFileError)
+
+
+def test_alpha_png_of_the_right_size_still_decodes(la_file):
+    f = container.parse(la_file)
+    im = Image.open(io.BytesIO(f.alpha))
+    assert im.size == (16, 24)
+    ok = with_alpha(la_file, png(16, 24, b"".join(b"\0" + bytes(range(16)) for _ in range(24))))
+    out = aecodec.Codec("golden-tiny", model_path=[MODELS]).decompress(ok)
+    assert out.mode == "LA" and out.getchannel("A").getpixel((5, 3)) == 5
+
+
+# ------------------------------------------------------------------- resource limits
+@pytest.mark.parametrize("w, h", [(100000, 100000), (2**24, 2**24), (2**24, 1)])
+def test_huge_dimensions_are_refused_before_allocating(rgb_file, w, h):
+    data = forge(rgb_file, width=w, height=h, slice_rows=1)
+    tracemalloc.start()
+    try:
+        refuses(data, DecompressionBombError)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_a_sliver_whose_padded_grid_is_a_bomb_is_refused(rgb_file, monkeypatch):
+    """1 × N pixels is coded as 64 × N: within MAX_IMAGE_PIXELS, 64 times over it once padded."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
+    refuses(forge(rgb_file, width=1, height=1 << 20, slice_rows=1 << 14), DecompressionBombError)
+    refuses(forge(rgb_file, width=(1 << 20) - 1, height=1, slice_rows=1), DecompressionBombError)
+    with pytest.raises(DecompressionBombError):
+        aecodec.Codec("golden-tiny", model_path=[MODELS]).compress(np.zeros((1 << 20, 1), np.uint8))
+    # square-ish images up to the limit are not affected: only the area is checked for them
+    container.check_pixels(1024, 1024)
+    container.check_pixels(1000, 1048)
+    container.check_pixels(30, 30)
+
+
+def test_max_image_pixels_is_honoured_and_none_disables_it(rgb_file, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16 * 24 - 1)
+    refuses(rgb_file, DecompressionBombError)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16 * 24)
+    assert aecodec.Codec("golden-tiny", model_path=[MODELS]).decompress(rgb_file).size == (16, 24)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    container.check_pixels(1, container.MAX_SIDE)  # only MAX_SIDE then
+    refuses(forge(rgb_file, width=container.MAX_SIDE + 1), CorruptFileError)
+
+
+def test_many_slices_without_their_chunks_are_refused_before_decoding(rgb_file):
+    """A header may claim up to one slice per latent row: each needs its own YSTR chunk, so the
+    count is bounded by the file's size, checked by the parser before any stream is decoded."""
+    data = forge(rgb_file, width=64, height=1 << 20, slice_rows=1)  # 65536 slices
+    with pytest.raises(CorruptFileError, match="Y slices"):
+        container.parse(data)
+    refuses(data, CorruptFileError)
+
+
+@pytest.mark.parametrize("ctype", [b"iccp", b"exif", b"xmpd", b"abcd", b"YSTR"])
+def test_huge_metadata_chunks_are_refused_before_reading(rgb_file, ctype):
+    """A chunk claiming more bytes than the file has is refused before its payload is read."""
+    f = container.parse(rgb_file)
+    out = bytearray(container.MAGIC + bytes(container.VERSION))
+    container._append_chunk(out, b"HEAD", f.header.to_bytes(), checked=True)
+    out += container._varint(container.MAX_CHUNK) + ctype + b"\0" * 64
+    tracemalloc.start()
+    try:
+        refuses(bytes(out), CorruptFileError)
+        if ctype != b"YSTR":  # a stream of unknown size: header chunks are capped
+            with pytest.raises(CorruptFileError):
+                container.read_header(_Unseekable(bytes(out)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, data):
+        self._b = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        return self._b.read(n)
+
+    def tell(self):
+        raise OSError("unseekable")
