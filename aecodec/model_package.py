@@ -39,6 +39,12 @@ RETIRED_LEGACY = {
     "e541f20ff70a7916f040f1b254de3d83ea18a5c8ebbf53567d910a38262cf3c5":
         "01605e4dd24de8a04d511b63a713509e755a75261a8b5bf463d57861ba0d1fc1",
 }
+# What training reads beyond the runtime files (aecodec.train.export writes it).
+TRAINING_FILE = "training.npz"
+# Every file aecodec reads from a package besides manifest.json: each must be covered by the
+# package's content hash (format 1) or by its digest in the manifest's `files` (format 2), or the
+# package is refused (verify), so nothing unverified is ever parsed or run.
+READ_FILES = (*IDENTITY_FILES, *ENCODER_FILES, TRAINING_FILE)
 TABLE_DTYPES = {
     "z_cdf": np.uint32, "z_cdf_len": np.int32, "z_offset": np.int32,
     "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
@@ -99,6 +105,7 @@ def verify(folder: Path, manifest: dict) -> str:
     SHA-256 of each of its files (`files`); its content hash covers IDENTITY_FILES."""
     claimed = manifest["content_hash"]
     if manifest.get("format", 1) < 2:  # format 1: one hash over all five runtime files
+        _refuse_uncovered(folder, LEGACY_HASH_FILES, "its content hash (package format 1)")
         actual = compute_hash(folder, LEGACY_HASH_FILES)
         if actual != claimed:
             raise ModelPackageError(
@@ -109,6 +116,7 @@ def verify(folder: Path, manifest: dict) -> str:
     if not isinstance(files, dict) or not set(IDENTITY_FILES) <= set(files):
         raise ModelPackageError(f"model package {folder}: manifest.json lists no digests of "
                                 f"{', '.join(IDENTITY_FILES)}; reinstall it")
+    _refuse_uncovered(folder, files, "a digest in manifest.json's files")
     for name, digest in sorted(files.items()):
         path = folder / name
         if os.sep in name or "/" in name or not path.is_file():
@@ -127,6 +135,16 @@ def verify(folder: Path, manifest: dict) -> str:
             f"model package {folder} is damaged: its files hash to {identity[:16]}, its "
             f"manifest says {claimed[:16]}; reinstall it")
     return claimed
+
+
+def _refuse_uncovered(folder: Path, covered, what: str) -> None:
+    """Refuse a package holding a file aecodec would read that nothing verifies."""
+    loose = [n for n in READ_FILES if n not in covered and (folder / n).exists()]
+    if loose:
+        raise ModelPackageError(
+            f"model package {folder} holds {', '.join(loose)}, not covered by {what}: aecodec "
+            f"does not read unverified files; remove {'them' if len(loose) > 1 else 'it'} or "
+            "reinstall the package")
 
 
 def read_manifest(folder: Path) -> dict:

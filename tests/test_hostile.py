@@ -189,3 +189,76 @@ class _Unseekable(io.RawIOBase):
 
     def tell(self):
         raise OSError("unseekable")
+
+
+# ------------------------------------------------------------------- model packages (item 5)
+def _unsafe_loads(tree) -> list:
+    import ast
+
+    bad = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+        kw = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+        attr = node.func.attr
+        if (owner in ("np", "numpy") and attr == "load" and kw.get("allow_pickle") is not False
+                or owner == "torch" and attr == "load" and kw.get("weights_only") is not True
+                or owner in ("pickle", "cPickle", "dill", "joblib") and "load" in attr):
+            bad.append(f"line {node.lineno}: {owner}.{attr}")
+    return bad
+
+
+def test_nothing_is_unpickled():
+    """Every np.load passes allow_pickle=False, every torch.load weights_only=True, and nothing
+    calls pickle: a file of a model package (or a checkpoint) never runs code."""
+    import ast
+
+    root = Path(aecodec.__file__).resolve().parent
+    found = {str(p.relative_to(root)): _unsafe_loads(ast.parse(p.read_text(encoding="utf-8")))
+             for p in root.rglob("*.py")}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert _unsafe_loads(ast.parse("np.load(p)\ntorch.load(p)\npickle.loads(b)")) != []
+
+
+def _package(tmp_path, fmt: int, listed=None):
+    """A copy of golden-tiny as a format-1 package or a format-2 one listing `listed`."""
+    import json
+    import shutil
+
+    from aecodec import model_package as mp
+
+    folder = tmp_path / "golden-tiny"
+    shutil.copytree(MODELS / "golden-tiny", folder)
+    m = json.loads((folder / "manifest.json").read_text())
+    if fmt == 2:
+        m["format"] = 2
+        m["identity"] = list(mp.IDENTITY_FILES)
+        m["files"] = {n: mp.file_digest(folder / n) for n in listed}
+        m["content_hash"] = mp.compute_hash(folder, mp.IDENTITY_FILES)
+    (folder / "manifest.json").write_text(json.dumps(m))
+    mp._cache.clear()
+    return folder
+
+
+def test_every_file_a_package_reads_is_verified(tmp_path):
+    from aecodec import model_package as mp
+    from aecodec.errors import ModelPackageError
+
+    everything = (*mp.IDENTITY_FILES, *mp.ENCODER_FILES)
+    assert mp.load(str(_package(tmp_path / "a", 1))).content_hash.startswith("174a81ac")
+    assert mp.load(str(_package(tmp_path / "b", 2, everything)))
+    # format 1: its hash covers the five runtime files, nothing else: an extra training.npz
+    # (read by aecodec.train) would be unverified
+    folder = _package(tmp_path / "c", 1)
+    (folder / mp.TRAINING_FILE).write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(ModelPackageError, match="training.npz, not covered"):
+        mp.load(str(folder))
+    # format 2: g_a.onnx / h_a.onnx present but without a digest in `files` would be run by
+    # onnxruntime unverified when encoding
+    folder = _package(tmp_path / "d", 2, mp.IDENTITY_FILES)
+    with pytest.raises(ModelPackageError, match="g_a.onnx, h_a.onnx, not covered"):
+        mp.load(str(folder))
+    (folder / "g_a.onnx").unlink()
+    (folder / "h_a.onnx").unlink()
+    assert not mp.load(str(folder)).can_encode  # a decode-only package: fine
