@@ -262,3 +262,144 @@ def test_every_file_a_package_reads_is_verified(tmp_path):
     (folder / "g_a.onnx").unlink()
     (folder / "h_a.onnx").unlink()
     assert not mp.load(str(folder)).can_encode  # a decode-only package: fine
+
+
+def _rehash(folder):
+    """Make a format-2 manifest vouch for the package's files as they are now."""
+    import json
+
+    from aecodec import model_package as mp
+
+    m = json.loads((folder / "manifest.json").read_text())
+    m["files"] = {n: mp.file_digest(folder / n) for n in (*mp.IDENTITY_FILES, *mp.ENCODER_FILES)
+                  if (folder / n).is_file()}
+    m["content_hash"] = mp.compute_hash(folder, mp.IDENTITY_FILES)
+    (folder / "manifest.json").write_text(json.dumps(m))
+    mp._cache.clear()
+    return m["content_hash"]
+
+
+def _npz(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _edit_npz(name, **changes):
+    def edit(folder):
+        with np.load(folder / name) as z:
+            arrays = {k: z[k] for k in z.files}
+        for k, v in changes.items():
+            if v is None:
+                del arrays[k]
+            else:
+                arrays[k] = v(arrays[k]) if callable(v) else v
+        (folder / name).write_bytes(_npz(arrays))
+    return edit
+
+
+def _write(name, data):
+    def edit(folder):
+        (folder / name).write_bytes(data(folder) if callable(data) else data)
+    return edit
+
+
+def _npy(folder):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(3, np.float32))
+    return buf.getvalue()
+
+
+def _flip_inside_zip(folder):  # a member's bytes damaged, its zip CRC now wrong
+    b = bytearray((folder / "hyper_synthesis.npz").read_bytes())
+    b[b.find(b"\x93NUMPY", b.find(b"w1.npy")) + 128 + 50] ^= 0x10  # inside w1's array data
+    return bytes(b)
+
+
+def _onnx_identity(channels_in, out_shape=None, scales=False):
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info("y_hat", TensorProto.FLOAT, [1, channels_in, "h", "w"])]
+    if scales:
+        ins.append(helper.make_tensor_value_info("scales", TensorProto.FLOAT, [1, 3, 8]))
+    g = helper.make_graph([helper.make_node("Identity", ["y_hat"], ["x_hat"])], "g", ins,
+                          [helper.make_tensor_value_info("x_hat", TensorProto.FLOAT, out_shape)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+PACKAGE_DAMAGE = {
+    # fuzz_model_package findings: each escaped as the exception named
+    "npz not a zip (BadZipFile)": _write("hyper_synthesis.npz", b"PK\x05\x06" + bytes(18)),
+    "npz member damaged (BadZipFile: bad CRC-32)": _write("hyper_synthesis.npz",
+                                                          _flip_inside_zip),
+    "npz truncated (EOFError)": _write("tables.npz", lambda f: (f / "tables.npz").read_bytes()[
+        :60]),
+    "an .npy for an .npz (TypeError)": _write("tables.npz", _npy),
+    "w2 of the wrong rank (ValueError from the core at decode)": _edit_npz(
+        "hyper_synthesis.npz", w2=np.ones(1, np.float16)),
+    "b3 of the wrong length (ValueError from the core at decode)": _edit_npz(
+        "hyper_synthesis.npz", b3=lambda a: a[:-1]),
+    "gains of another M than g_a's (ValueError: broadcast in the encoder)": _edit_npz(
+        "tables.npz", gains=lambda a: a[:, :4]),
+    "g_s giving [1, 8, h, w] (ValueError: broadcast into the image)": _write(
+        "g_s.onnx", lambda f: _onnx_identity(8)),
+    "g_s wanting 4 channels (onnxruntime InvalidArgument)": _write(
+        "g_s.onnx", lambda f: _onnx_identity(4)),
+    "g_s wanting scales the package has not (ValueError: missing input)": _write(
+        "g_s.onnx", lambda f: _onnx_identity(8, scales=True)),
+    "h_a wanting a second input (onnxruntime's ValueError)": _write(
+        "h_a.onnx", lambda f: _onnx_identity(8, scales=True)),
+    "g_a in g_s's place": _write("g_s.onnx", lambda f: (f / "g_a.onnx").read_bytes()),
+    # found on the way to those: arrays the runtime would have choked on later
+    "gains with a zero": _edit_npz("tables.npz", gains=lambda a: a * 0),
+    "gains of text": _edit_npz("tables.npz", gains=np.array(["x"])),
+    "precision empty": _edit_npz("tables.npz", precision=np.zeros(0, np.int32)),
+    "thresholds longer than the y tables": _edit_npz(
+        "tables.npz", scale_log_thresholds=np.arange(40, dtype=np.float32)),
+    "thresholds with NaN": _edit_npz("tables.npz", scale_log_thresholds=lambda a: a * np.nan),
+    "w1 with inf": _edit_npz("hyper_synthesis.npz", w1=lambda a: a * np.inf),
+    "lambdas of the wrong length": _edit_npz("tables.npz", lambdas=np.ones(3)),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(PACKAGE_DAMAGE))
+def test_a_damaged_package_that_hashes_right_is_a_model_package_error(tmp_path, rgb_file, damage):
+    """The digests and the content hash rewritten over the damage (as fuzz_model_package does),
+    so it reaches the npz/ONNX parsing: loading, decoding or encoding raises ModelPackageError."""
+    from aecodec import model_package as mp
+    from aecodec.errors import ModelPackageError
+
+    folder = _package(tmp_path, 2, ())
+    PACKAGE_DAMAGE[damage](folder)
+    content_hash = _rehash(folder)
+    f = container.parse(rgb_file)
+    f.header.model_hash = bytes.fromhex(content_hash)[: container.HASH_LEN]
+    codec = aecodec.Codec(str(folder), threads=1)
+    with pytest.raises(ModelPackageError):
+        mp.load(str(folder))
+        codec.decompress(f.to_bytes())
+        codec.compress(image(24, 16, 3), 50)
+    codec.close()
+
+
+@pytest.mark.parametrize("manifest", [
+    b'{"content_hash": "' + b"0" * 64 + b'", "format": null}',  # fuzz finding: TypeError
+    b'{"content_hash": "' + b"0" * 64 + b'", "format": "2"}',
+    b'{"content_hash": "' + b"0" * 64 + b'", "format": 2, "files": ["g_s.onnx"]}',
+    b'{"content_hash": "' + b"0" * 64 + b'", "format": 2, "files": {"g_s.onnx": 1}}',
+    b"[" * 100000 + b"]" * 100000,  # RecursionError in json
+    b"\xff\xfe{}",
+    b" " * (5 << 20) + b"{}",
+])
+def test_a_malformed_manifest_is_refused(tmp_path, manifest):
+    from aecodec import model_package as mp
+    from aecodec.errors import ModelNotFoundError, ModelPackageError
+
+    folder = _package(tmp_path, 1)
+    (folder / "manifest.json").write_bytes(manifest)
+    with pytest.raises(ModelPackageError):
+        mp.read_manifest(folder)
+    with pytest.raises(ModelNotFoundError):
+        mp.load(str(folder))
