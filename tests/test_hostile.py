@@ -104,6 +104,12 @@ def test_alpha_png_claiming_a_huge_size_is_a_corrupt_file(la_file):
         refuses(with_alpha(la_file, png(*size)), CorruptFileError)
 
 
+def test_an_empty_alpha_plane_is_a_corrupt_file_not_an_image_without_alpha(la_file):
+    """fuzz_decoder finding 2: an ALPH chunk holding only its method byte (an empty PNG) was
+    taken for no alpha plane: a file whose header says LA decoded to an L image."""
+    refuses(with_alpha(la_file, b""), CorruptFileError)
+
+
 def test_alpha_png_of_the_right_size_still_decodes(la_file):
     f = container.parse(la_file)
     im = Image.open(io.BytesIO(f.alpha))
