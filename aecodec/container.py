@@ -31,7 +31,7 @@ from .errors import (
     NotAecFileError,
     UnsupportedVersionError,
 )
-from .geometry import hyper_size, latent_size
+from .geometry import PAD, hyper_size, latent_size, padded
 
 MAGIC = b"\x89AEC\r\n\x1a\n"
 VERSION = (3, 0)  # (major, minor) written; readers refuse an unknown major, accept any minor
@@ -187,12 +187,24 @@ class Header:
 
 
 def check_pixels(width: int, height: int) -> None:
-    """Refuse sizes above PIL.Image.MAX_IMAGE_PIXELS like Pillow refuses decompression bombs."""
+    """Refuse sizes above PIL.Image.MAX_IMAGE_PIXELS like Pillow refuses decompression bombs.
+
+    The codec works on the image padded to multiples of PAD (64) pixels, so a thin image costs
+    up to 64 times its own pixels (1 × 80 M pixels is coded as 64 × 80 M): the padded grid is
+    bounded too, by twice the limit plus one padded block, which only such slivers exceed."""
     limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
+    if limit is None:
+        return
+    if width * height > limit:
         raise DecompressionBombError(
             f"image size {width}x{height} ({width * height} pixels) exceeds the limit of {limit} "
             "pixels (PIL.Image.MAX_IMAGE_PIXELS); raise that limit if you trust this file")
+    grid = padded(width) * padded(height)
+    if grid > 2 * limit + PAD * PAD:
+        raise DecompressionBombError(
+            f"image size {width}x{height} is coded as {padded(width)}x{padded(height)} pixels "
+            f"(padded to multiples of {PAD}), more than twice the limit of {limit} pixels "
+            "(PIL.Image.MAX_IMAGE_PIXELS); raise that limit if you trust this file")
 
 
 def _varint(n: int) -> bytes:

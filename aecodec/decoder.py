@@ -107,7 +107,7 @@ def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
             rgb = synthesize(eng, lat, ch, cw, release=True)
         if hd.orientation:
             rgb = np.ascontiguousarray(images.orient(rgb, hd.orientation, inverse=True))
-    alpha = images.decode_alpha(f.alpha, hd.width, hd.height) if f.alpha else None
+    alpha = None if f.alpha is None else images.decode_alpha(f.alpha, hd.width, hd.height)
     if alpha is not None and scale > 1:
         alpha = alpha.reduce(scale)
     return images.to_image(rgb, hd.mode, alpha, f.metadata)

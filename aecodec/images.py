@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,13 +148,19 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(png: bytes, width: int, height: int) -> Image.Image:
+    """The alpha plane of a file: a PNG of exactly width × height, 8-bit greyscale. Its IHDR is
+    checked before Pillow opens it, so a PNG claiming a huge size is refused as damaged rather
+    than reaching Pillow's own bomb check (whose errors are not AecErrors)."""
+    if len(png) >= 24 and png[12:16] == b"IHDR" and struct.unpack(">II", png[16:24]) != (
+            width, height):
+        raise CorruptFileError("damaged .aec file: the alpha plane does not match the image size")
     try:
         with Image.open(io.BytesIO(png), formats=["PNG"]) as im:
             if im.size != (width, height) or im.mode != "L":
                 raise CorruptFileError("damaged .aec file: the alpha plane does not match")
             im.load()
             return im.copy()
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         if isinstance(e, AecError):
             raise
         raise CorruptFileError(f"damaged .aec file: cannot decode the alpha plane ({e})") from e

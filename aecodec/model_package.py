@@ -39,6 +39,13 @@ RETIRED_LEGACY = {
     "e541f20ff70a7916f040f1b254de3d83ea18a5c8ebbf53567d910a38262cf3c5":
         "01605e4dd24de8a04d511b63a713509e755a75261a8b5bf463d57861ba0d1fc1",
 }
+MAX_MANIFEST = 4 << 20  # bytes: a manifest is a few kB of JSON (the shipped ones ~20 kB)
+# What training reads beyond the runtime files (aecodec.train.export writes it).
+TRAINING_FILE = "training.npz"
+# Every file aecodec reads from a package besides manifest.json: each must be covered by the
+# package's content hash (format 1) or by its digest in the manifest's `files` (format 2), or the
+# package is refused (verify), so nothing unverified is ever parsed or run.
+READ_FILES = (*IDENTITY_FILES, *ENCODER_FILES, TRAINING_FILE)
 TABLE_DTYPES = {
     "z_cdf": np.uint32, "z_cdf_len": np.int32, "z_offset": np.int32,
     "y_cdf": np.uint32, "y_cdf_len": np.int32, "y_offset": np.int32,
@@ -99,6 +106,7 @@ def verify(folder: Path, manifest: dict) -> str:
     SHA-256 of each of its files (`files`); its content hash covers IDENTITY_FILES."""
     claimed = manifest["content_hash"]
     if manifest.get("format", 1) < 2:  # format 1: one hash over all five runtime files
+        _refuse_uncovered(folder, LEGACY_HASH_FILES, "its content hash (package format 1)")
         actual = compute_hash(folder, LEGACY_HASH_FILES)
         if actual != claimed:
             raise ModelPackageError(
@@ -109,6 +117,7 @@ def verify(folder: Path, manifest: dict) -> str:
     if not isinstance(files, dict) or not set(IDENTITY_FILES) <= set(files):
         raise ModelPackageError(f"model package {folder}: manifest.json lists no digests of "
                                 f"{', '.join(IDENTITY_FILES)}; reinstall it")
+    _refuse_uncovered(folder, files, "a digest in manifest.json's files")
     for name, digest in sorted(files.items()):
         path = folder / name
         if os.sep in name or "/" in name or not path.is_file():
@@ -129,16 +138,34 @@ def verify(folder: Path, manifest: dict) -> str:
     return claimed
 
 
+def _refuse_uncovered(folder: Path, covered, what: str) -> None:
+    """Refuse a package holding a file aecodec would read that nothing verifies."""
+    loose = [n for n in READ_FILES if n not in covered and (folder / n).exists()]
+    if loose:
+        raise ModelPackageError(
+            f"model package {folder} holds {', '.join(loose)}, not covered by {what}: aecodec "
+            f"does not read unverified files; remove {'them' if len(loose) > 1 else 'it'} or "
+            "reinstall the package")
+
+
 def read_manifest(folder: Path) -> dict:
     """A package's manifest.json: a JSON object with a content hash (the one reader of it).
     Raises ModelPackageError if it is missing or not one."""
     path = Path(folder) / "manifest.json"
     try:
+        if path.stat().st_size > MAX_MANIFEST:
+            raise ModelPackageError(f"{path} is not a model manifest (over {MAX_MANIFEST} bytes)")
         m = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested too deep
         raise ModelPackageError(f"cannot read {path}: {e}") from e
     if not (isinstance(m, dict) and isinstance(m.get("content_hash"), str)):
         raise ModelPackageError(f"{path} is not a model manifest (no content_hash)")
+    fmt, files = m.get("format", 1), m.get("files")
+    if not (type(fmt) is int and fmt >= 1 and isinstance(m.get("name", ""), str)
+            and (files is None or isinstance(files, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in files.items()))):
+        raise ModelPackageError(f"{path} is not a model manifest (format must be an integer "
+                                ">= 1, name a string, files an object of digests)")
     return m
 
 
@@ -269,6 +296,9 @@ class ModelPackage:
     def lmbda(self, quality: float) -> float:
         """λ of the rate–distortion trade-off the model was trained for at a quality (loss =
         bits per pixel + λ · MSE on 0–255), interpolated like the gains."""
+        if "lambdas" not in self.tables:
+            raise ModelPackageError(f"model package {self.path} has no lambdas: it cannot "
+                                    "compare orientations (encode with effort=1)")
         return float(_per_level(np.asarray(self.tables["lambdas"], np.float64), quality))
 
     def encoder_scales(self, quality: float) -> np.ndarray | None:
@@ -301,29 +331,67 @@ def _per_level(table: np.ndarray, quality: float) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> dict:
+    """The arrays of an .npz file (never unpickled). Whatever np.load or zipfile raises on a
+    damaged file (BadZipFile, zlib.error, EOFError, ... and an .npy or a pickle in its place)
+    is a ModelPackageError."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to parse these bytes means damaged
         raise ModelPackageError(f"cannot read {path}: {e}; reinstall the model package") from e
 
 
 def _validate(pkg_path: Path, tables: dict, hyper: dict) -> None:
+    """Every array the runtime reads: present, numeric, of consistent shapes and finite where it
+    is arithmetic, so that a damaged package is a ModelPackageError here, not an error (or a
+    wrong image) later. h_s's weights are checked by running the core's kernel once."""
     missing = [k for k in (*TABLE_DTYPES, "precision") if k not in tables]
     missing += [k for k in HYPER_KEYS if k not in hyper]
     if missing:
         raise ModelPackageError(f"model package {pkg_path} lacks {', '.join(missing)}")
-    m = tables["gains"].shape[1] if tables["gains"].ndim == 2 else -1
-    nz = tables["z_cdf"].shape[0]
+
+    def bad(what: str) -> ModelPackageError:
+        return ModelPackageError(f"model package {pkg_path} has invalid {what}")
+
+    arrays = {**tables, **hyper}
+    for k in (*TABLE_DTYPES, *OPTIONAL_TABLES, "precision", "lambdas", *HYPER_KEYS):
+        if k in arrays and not (isinstance(arrays[k], np.ndarray)
+                                and arrays[k].dtype.kind in "iuf"):
+            raise bad(f"{k} (not a numeric array)")
+    gains = tables["gains"]
+    m = gains.shape[1] if gains.ndim == 2 and gains.shape[0] >= 1 else -1
+    nz = tables["z_cdf"].shape[0] if tables["z_cdf"].ndim == 2 else -1
     w1, w3 = hyper["w1"], hyper["w3"]
     if m < 1 or w1.ndim != 4 or w1.shape[0] != nz or w3.ndim != 4 or w3.shape[0] != 2 * m:
         raise ModelPackageError(f"model package {pkg_path} has inconsistent shapes")
+    if not (np.all(np.isfinite(gains)) and np.all(gains > 0)):
+        raise bad("gains (need finite, positive)")
+    if tables["precision"].size != 1 or tables["precision"].dtype.kind not in "iu":
+        raise bad("precision (need one integer)")
+    n_y = tables["y_cdf"].shape[0] if tables["y_cdf"].ndim == 2 else -1
+    if tables["scale_log_thresholds"].shape != (n_y - 1,):
+        raise bad(f"scale_log_thresholds (need [{n_y - 1}]: one less than y_cdf's tables)")
+    lambdas = tables.get("lambdas")
+    if lambdas is not None and (lambdas.shape != (gains.shape[0],)
+                                or not np.all(np.isfinite(lambdas))):
+        raise bad(f"lambdas (need finite [{gains.shape[0]}], one per level)")
     for key in OPTIONAL_TABLES:
         sc = tables.get(key)
         if sc is not None and (sc.ndim != 3 or sc.shape[:2] != (tables["gains"].shape[0], 3)
                                or not np.all(np.isfinite(sc)) or not np.all(sc > 0)):
             raise ModelPackageError(f"model package {pkg_path} has invalid {key} "
                                     f"(need positive [levels, 3, N], got shape {sc.shape})")
+    from .engine import core  # imported here: engine imports this module
+
+    try:
+        core().hyper_synthesis(np.zeros((nz, 1, 1), np.int32),
+                        *[np.ascontiguousarray(hyper[k], dtype=np.float32) for k in HYPER_KEYS],
+                        np.ascontiguousarray(tables["scale_log_thresholds"], dtype=np.float32), 1)
+    except ValueError as e:
+        raise bad(f"h_s weights or thresholds ({e})") from e
 
 
 _cache: dict[tuple[str, str], ModelPackage] = {}

@@ -119,10 +119,34 @@ class Transforms:
                     raise ModelPackageError(f"cannot load {path}: {e}") from e
             return self._sessions[stage]
 
+    def _out_shape(self, stage: str, shape: tuple) -> tuple:
+        """The output shape a stage must give for an input [C, h, w] (docs/model-package.md)."""
+        pkg, (_, h, w) = self.package, shape
+        if stage == "g_a":
+            return (pkg.latent_channels, h // STRIDE, w // STRIDE)
+        if stage == "h_a":
+            return (pkg.hyper_channels, h // 4, w // 4)
+        return (3, h * STRIDE, w * STRIDE)
+
     def _run(self, stage: str, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
+        """One run of a stage's graph on x [C, h, w]. A graph that fails, or gives anything but
+        float32 of the stage's shape, is a damaged package (ModelPackageError)."""
         sess = self.session(stage)
-        name = sess.get_inputs()[0].name
-        return sess.run(None, {name: x[None], **(extra or {})})[0][0]
+        want = self._out_shape(stage, x.shape)
+        try:
+            name = sess.get_inputs()[0].name
+            y = sess.run(None, {name: x[None], **(extra or {})})[0]
+        except MemoryError:
+            raise
+        except Exception as e:  # onnxruntime's own types, its wrapper's ValueErrors, IndexError
+            raise ModelPackageError(f"cannot run {stage} of model package {self.package.path} "
+                                    f"on a {list(x.shape)} input: {e}") from e
+        if not (isinstance(y, np.ndarray) and y.dtype == np.float32 and y.shape == (1, *want)):
+            raise ModelPackageError(
+                f"{stage} of model package {self.package.path} gave "
+                f"{getattr(y, 'dtype', type(y).__name__)} {list(getattr(y, 'shape', ()))} for a "
+                f"{list(x.shape)} input, not float32 [1, {', '.join(map(str, want))}]")
+        return y[0]
 
     def analysis(self, img: np.ndarray, scales: np.ndarray | None = None) -> np.ndarray:
         """g_a: H×W×3 uint8 → y float32 [M, h, w] (h, w = padded size / 16), tiled.

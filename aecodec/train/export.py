@@ -27,7 +27,7 @@ Z_TAIL = 1e-9
 # What training needs beyond the runtime files (the ONNX graphs hold the transforms' weights,
 # hyper_synthesis.npz h_s's): the factorized density's parameters and the log-domain gains
 # and level scales, whose exp() the tables hold. Small (~60 kB): no weight is stored twice.
-TRAINING_FILE = "training.npz"
+TRAINING_FILE = model_package.TRAINING_FILE
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
