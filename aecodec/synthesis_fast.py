@@ -490,7 +490,7 @@ def preview_graph(package, k: int) -> bytes | None:
     (listed, hence verified, in its manifest's `files`), or None if it has none."""
     if k not in PREVIEW_SCALES or PREVIEW_FILE not in package.manifest.get("files", {}):
         return None
-    with np.load(package.path / PREVIEW_FILE) as z:
+    with np.load(package.path / PREVIEW_FILE, allow_pickle=False) as z:
         if f"w{k}" not in z.files:
             return None
         w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
