@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "keep older files decodable.")
     ms.add_argument("--json", action="store_true", help="one JSON object per model")
 
+    from .analysis_cli import add_parsers
+
+    add_parsers(sub, _common)  # surprise, features
     sub.add_parser("train", help='train a model (needs torch: pip install "aecodec[train]")',
                    add_help=False)
     sub.add_parser("export", help='export a model package (needs torch: pip install '
@@ -504,8 +507,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, opt, None) is not None and not getattr(args, opt) > 0:
             parser.error(f"--{opt} must be positive")
     try:
+        from .analysis_cli import COMMANDS
+
         return {"compress": cmd_compress, "decompress": cmd_decompress,
-                "info": cmd_info, "models": cmd_models}[args.command](args)
+                "info": cmd_info, "models": cmd_models, **COMMANDS}[args.command](args)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
