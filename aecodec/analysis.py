@@ -392,12 +392,20 @@ def features(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str
 
 
 def pool(y: np.ndarray) -> np.ndarray:
-    """The embedding of a feature array ŷ [M, h, w] (aecodec.embedding)."""
-    y = y.astype(np.float64).reshape(y.shape[0], -1)
-    mean = y.mean(axis=1)
-    std = y.std(axis=1)
-    v = np.concatenate([_unit(mean), _unit(std)])
-    return _unit(v).astype(np.float32)
+    """The embedding of a feature array ŷ [M, h, w] (aecodec.embedding): float32 [2M].
+
+    Per channel, the standard deviation of ŷ over the image and the mean of |ŷ|; each of the
+    two M-vectors centred (its mean over the channels removed) and L2-normalised, then both
+    together L2-normalised. Spatial pooling makes it independent of size, position, crop and
+    mirroring; centring each half makes it independent of a common gain (brightness, contrast
+    and scale change the latents' overall magnitude more than their profile over the
+    channels). Chosen on benchmarks/duplicates.py (README, "Surprise maps and features")."""
+    f = y.astype(np.float64).reshape(y.shape[0], -1)
+    std, mag = f.std(axis=1), np.abs(f).mean(axis=1)
+    v = _unit(np.concatenate([_unit(std - std.mean()), _unit(mag - mag.mean())]))
+    if not np.any(v):  # no variation at all (a constant latent): any fixed unit vector
+        v = np.full(v.shape, 1 / math.sqrt(v.size))
+    return v.astype(np.float32)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -258,7 +259,11 @@ def test_a_file_named_aec_that_is_not_one(tmp_path, codec):
 # ---- CLI -----------------------------------------------------------------------------------
 
 def run(args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aecodec", *map(str, args)], cwd=cwd,
+    """`python -m aecodec ARGS` in cwd, importing the aecodec under test (not an installed one)."""
+    root = str(Path(aecodec.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-m", "aecodec", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
