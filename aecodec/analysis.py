@@ -210,8 +210,9 @@ class Surprise:
            symbols covering it); sums to `total_bits`, the file's entropy-coded bits.
     error: H×W float32, squared reconstruction error (0–255 scale, mean over colour channels)
            of the decoded file; None when computed from an .aec file.
-    score: one float for the image: the mean of the most surprising 1 % of its 16×16 blocks
-           over the median block (README, "Surprise maps"); ~2–6 for ordinary photos.
+    score: one float for the image: `combined` (bits alone from an .aec) averaged over the
+           most surprising 1 % of its 16×16 blocks (README, "Surprise maps and features").
+           Compare scores at one quality and of one kind (from pixels or from .aec files).
     """
 
     bits: np.ndarray = field(repr=False)
@@ -233,9 +234,9 @@ class Surprise:
 
     @property
     def combined(self) -> np.ndarray:
-        """H×W float32: surprise from bits and reconstruction error together (each relative to
-        its image-wide mean, block-averaged, then their geometric mean); the bits alone when
-        there is no error map."""
+        """H×W float32: bits and reconstruction error together: per 16×16 block, the
+        geometric mean of its bits per pixel and mean squared error; `bits` when there is no
+        error map."""
         return combine(self.bits, self.error)
 
     def to_image(self, which: str = "auto", alpha: float = 0.6) -> Image.Image:
@@ -273,30 +274,21 @@ def block_mean(a: np.ndarray, size: int = STRIDE) -> np.ndarray:
 
 
 def combine(bits: np.ndarray, error: np.ndarray | None) -> np.ndarray:
-    """The combined surprise map (Surprise.combined)."""
+    """The combined surprise map (Surprise.combined): per 16×16 block, the geometric mean of
+    the block's bits per pixel and its mean squared error, √(bpp · MSE); the bits alone when
+    there is no error map."""
     if error is None:
         return bits
-    rb = _relative(block_mean(bits))
-    re = _relative(block_mean(error))
-    blocks = np.sqrt(rb * re).astype(np.float32)
+    blocks = np.sqrt(block_mean(bits) * block_mean(error)).astype(np.float32)
     h, w = bits.shape
     return _to_pixels(blocks, w, h)
 
 
-def _relative(blocks: np.ndarray) -> np.ndarray:
-    mean = float(blocks.mean())
-    return blocks / mean if mean > 0 else np.ones_like(blocks)
-
-
 def image_score(m: np.ndarray, top: float = TOP_FRACTION) -> float:
-    """Mean of the top fraction of the 16×16 blocks of a map over its median block."""
+    """The mean of a map over the top fraction (at least one) of its 16×16 blocks."""
     blocks = np.sort(block_mean(m).ravel())
     k = max(1, int(round(top * blocks.size)))
-    med = float(np.median(blocks))
-    tail = float(blocks[-k:].mean())
-    if med <= 0:
-        return 0.0 if tail <= 0 else float(tail / max(float(blocks.mean()), 1e-12))
-    return tail / med
+    return float(blocks[-k:].mean())
 
 
 def surprise(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str | None = None,

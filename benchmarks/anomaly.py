@@ -16,12 +16,12 @@ a few minutes on 2 cores), gets each of 5 defects in turn, at a seeded random pl
 (sizes scale with --scale). The ground-truth mask is the defect's region. Each map is scored
 against it: pixel-level AUROC (per defective image, then averaged; and pooled over all the
 defective images with every map divided by its image's mean), and image-level AUROC of one score
-per image (the 24 clean images against the 24 with that defect), the score being the mean of the
-top 1 % of 16×16 blocks over the median block (aecodec's Surprise.score) for every map; and,
-paired, how often an image's score rose when the defect was inserted.
+per image (the 24 clean images against the 24 with that defect), the score being the map's mean
+over its top 1 % of 16×16 blocks (aecodec's Surprise.score) for every map; and, paired, how
+often an image's score rose when the defect was inserted.
 
-Maps: aecodec's .bits, .error (raw, and averaged over 16×16 blocks), .combined (the geometric
-mean of bits and error, each relative to its image mean, per 16×16 block), against two
+Maps: aecodec's .bits, .error (raw, and averaged over 16×16 blocks), .combined (per 16×16 block
+the geometric mean of bits per pixel and mean squared error), against two
 baselines: local variance (grey, 16×16 window) and |x − JPEG(x)| (JPEG quality 50, mean over
 the channels; raw and 16×16 box-filtered). All at aecodec quality --quality (default 75).
 
@@ -346,7 +346,7 @@ def markdown(out, started, git, machine, elapsed) -> str:
         lines.append(f"| {m} | " + " | ".join(f"{row['pixel'][c]:.3f}" for c in cols)
                      + f" | {row['pixel_pooled']:.3f} |")
     lines += ["", "Image-level AUROC (the clean images against those with the defect; score = "
-              "mean of the top 1 % of 16×16 blocks over the median block):", "",
+              "the map's mean over its top 1 % of 16×16 blocks):", "",
               "| map | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for m, row in out["auroc"].items():
         lines.append(f"| {m} | " + " | ".join(f"{row['image'][c]:.3f}" for c in cols) + " |")
