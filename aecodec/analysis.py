@@ -210,9 +210,9 @@ class Surprise:
            symbols covering it); sums to `total_bits`, the file's entropy-coded bits.
     error: H×W float32, squared reconstruction error (0–255 scale, mean over colour channels)
            of the decoded file; None when computed from an .aec file.
-    score: one float for the image: `combined` (bits alone from an .aec) averaged over the
-           most surprising 1 % of its 16×16 blocks (README, "Surprise maps and features").
-           Compare scores at one quality and of one kind (from pixels or from .aec files).
+    score: one float for the image: the bits per pixel of its most surprising 1 % of 16×16
+           blocks (README, "Surprise maps and features"): the same from the image and from its
+           .aec file; compare scores made at one quality with one model.
     """
 
     bits: np.ndarray = field(repr=False)
@@ -323,7 +323,7 @@ def surprise(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str
             error = (d * d).mean(axis=2)
         base = p.rgb
     mse = None if error is None else float(error.mean(dtype=np.float64))
-    score = image_score(combine(bits, error))
+    score = image_score(bits)
     return Surprise(bits=bits, error=error, score=score, quality=lat.quality, total_bits=total,
                     bpp=total / (lat.width * lat.height), mse=mse, _base=base, _data=lat.data,
                     _codec=codec)

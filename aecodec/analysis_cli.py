@@ -42,6 +42,7 @@ def add_parsers(sub, common) -> None:
     s.add_argument("--map", default="auto", choices=("auto", "bits", "error", "combined"),
                    help="what the overlay shows (default: combined from pixels, bits from .aec)")
     s.add_argument("--json", action="store_true", help="one JSON object per file, ranked")
+    _model(s)
     common(s)
 
     f = sub.add_parser(
@@ -57,7 +58,14 @@ def add_parsers(sub, common) -> None:
                    help="quality images are encoded at, 0-100 (default 75)")
     f.add_argument("--embeddings-only", action="store_true",
                    help="leave out the feature maps (much smaller)")
+    _model(f)
     common(f)
+
+
+def _model(sp) -> None:
+    sp.add_argument("--model", default=None,
+                    help="model that encodes images (default: the default model; an .aec file "
+                         "is read with the model it names)")
 
 
 def expand(inputs: list[str]) -> list[tuple[str, Path | None]]:
@@ -106,7 +114,7 @@ def cmd_surprise(args) -> int:
     if not _check_quality(args):
         return cli.EXIT_FAILED
     try:
-        codec = Codec(device=args.device, threads=args.threads)
+        codec = Codec(args.model, device=args.device, threads=args.threads)
         items = expand(args.inputs)
     except Exception as e:
         cli._error(cli._describe(e))
@@ -169,7 +177,7 @@ def cmd_features(args) -> int:
     if not _check_quality(args):
         return cli.EXIT_FAILED
     try:
-        codec = Codec(device=args.device, threads=args.threads)
+        codec = Codec(args.model, device=args.device, threads=args.threads)
         items = expand(args.inputs)
         cli.check_target(args.output, args.force)
     except Exception as e:

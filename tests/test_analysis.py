@@ -70,7 +70,7 @@ def test_bits_from_pixels_and_from_the_aec_are_identical(codec, photo):
     a = analysis.surprise(photo, 60, codec=codec)
     b = analysis.surprise(data, codec=codec)
     assert np.array_equal(a.bits, b.bits)
-    assert a.total_bits == b.total_bits and b.quality == 60
+    assert a.total_bits == b.total_bits and a.score == b.score and b.quality == 60
     assert b.error is None and b.mse is None and b.psnr is None
     assert a.error is not None
 
