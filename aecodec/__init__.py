@@ -4,12 +4,16 @@
     im = aecodec.decompress(data)                          # a PIL image
     codec = aecodec.Codec(device="cpu")                    # reusable: loads the model once
 
+    s = aecodec.surprise("photo.png")                      # where the model finds it unusual
+    v = aecodec.embedding("photo.aec")                     # content features, no pixels decoded
+
 Importing aecodec registers the Pillow plugin: Image.open("x.aec"), im.save("x.aec", quality=75).
 """
 
 from __future__ import annotations
 
 from . import pillow_plugin  # noqa: F401  (registers .aec with Pillow)
+from .analysis import Surprise, embedding, features, surprise
 from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY, Codec, shared
 from .errors import (
     AecError,
@@ -65,8 +69,12 @@ __all__ = [
     "ModelNotFoundError",
     "ModelPackageError",
     "NotAecFileError",
+    "Surprise",
     "UnsupportedImageError",
     "UnsupportedVersionError",
     "compress",
     "decompress",
+    "embedding",
+    "features",
+    "surprise",
 ]

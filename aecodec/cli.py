@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("batch", help='compress or decompress whole folders on Ray workers (needs '
                                  'ray: pip install "aecodec[ray]")', add_help=False)
+    from .analysis_cli import add_parsers
+
+    add_parsers(sub, _common)  # surprise, features
     sub.add_parser("train", help='train a model (needs torch: pip install "aecodec[train]")',
                    add_help=False)
     sub.add_parser("export", help='export a model package (needs torch: pip install '
@@ -532,8 +535,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        from .analysis_cli import COMMANDS
+
         return {"compress": cmd_compress, "decompress": cmd_decompress,
-                "info": cmd_info, "models": cmd_models}[args.command](args)
+                "info": cmd_info, "models": cmd_models, **COMMANDS}[args.command](args)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
