@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,22 +115,18 @@ class _Latents:
 def _latents(codec, src, quality: float) -> _Latents:
     kind, obj = _classify(src)
     if kind == "aec":
-        header, z_hat, s = codec.decode_latents(obj)
-        eng = codec._engine(header.model_name, header.model_hash.hex())
-        mu, index = codec._hyper_synthesis(eng, z_hat)
+        header, eng, lat = codec.file_latents(obj)
         return _Latents(header.width, header.height, header.orientation, float(header.quality),
-                        z_hat, s, mu, index, eng.package.gain(header.quality), eng, data=obj)
-    from .codec import prepare
+                        lat.z_hat, lat.s, lat.mu, lat.index, eng.package.gain(header.quality),
+                        eng, data=obj)
+    from .images import prepare
 
     p = prepare(obj, metadata=False)
     h, w = p.rgb.shape[:2]
     container.check_pixels(w, h)
-    eng = codec._engine()
-    timings: dict = defaultdict(float)
-    y = codec._analysis(eng, p.rgb, eng.package.encoder_scales(quality), timings)
-    lat = codec._quantize(eng, y, quality, timings)
-    return _Latents(w, h, 0, quality, lat.z_hat, lat.s, lat.mu, lat.index, lat.gain, eng,
-                    prepared=p)
+    eng, lat = codec.image_latents(p, quality)
+    return _Latents(w, h, 0, quality, lat.z_hat, lat.s, lat.mu, lat.index,
+                    eng.package.gain(quality), eng, prepared=p)
 
 
 # ---- bits ----------------------------------------------------------------------------------
@@ -189,7 +184,7 @@ def _orient_back(a: np.ndarray, orientation: int) -> np.ndarray:
     """A map of the coded (possibly turned) image in the image's own orientation."""
     if not orientation:
         return a
-    from .codec import orient
+    from .images import orient
 
     return np.ascontiguousarray(orient(a, orientation, inverse=True))
 

@@ -27,8 +27,8 @@ from . import arguments, container, model_package
 from .container import Header
 from .decoder import decode_image, decode_symbols
 from .encoder import STAGES, ImageEncoder, Refiner, encode_image
-from .engine import Engine
-from .images import orient, prepare, read_input, with_metadata
+from .engine import Engine, Latents
+from .images import Prepared, orient, prepare, read_input, with_metadata
 from .rate_control import DEFAULT_EFFORT
 from .results import DecodeResult, EncodeResult, Timings
 from .synthesis_fast import PREVIEW_SCALES
@@ -207,6 +207,20 @@ class Codec:
         result = DecodeResult(im, f.header.quality, len(data), dict(timings))
         self._remember(result)
         return result
+
+    def file_latents(self, data_or_path) -> tuple[Header, Engine, Latents]:
+        """A file's header, model and latents (symbols, μ and table indexes) from entropy
+        decoding and the exact h_s alone, without g_s (aecodec.analysis)."""
+        f = container.parse(read_input(data_or_path))
+        eng = self._engine(f.header.model_name, f.header.model_hash.hex())
+        return f.header, eng, decode_symbols(eng, f, self.threads, self._map, Timings())
+
+    def image_latents(self, p: Prepared, quality: float) -> tuple[Engine, Latents]:
+        """The latents the encoder writes for a prepared image at a quality, as it is
+        (orientation 0), with the encoding model (aecodec.analysis)."""
+        eng = self._engine()
+        enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, Timings())
+        return eng, enc.latents(quality, 0)
 
     def decode_latents(self, data_or_path) -> tuple[Header, np.ndarray, np.ndarray]:
         """Entropy-decode only: (header, ẑ int32 [Nz,h/4,w/4], s int32 [M,h,w])."""
