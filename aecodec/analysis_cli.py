@@ -107,18 +107,30 @@ def _bar(items, quiet: bool, desc: str):
                 disable=quiet or len(items) <= 1)
 
 
+def _setup(args, codec_class, target: str | None = None):
+    """(codec, inputs) of a command, or None after printing why not (bad quality, a model or
+    device that cannot be loaded, no inputs, an existing target without --force)."""
+    if not _check_quality(args):
+        return None
+    try:
+        codec = codec_class(args.model, device=args.device, threads=args.threads)
+        items = expand(args.inputs)
+        if target is not None:
+            cli.check_target(target, args.force)
+    except Exception as e:
+        cli._error(cli._describe(e))
+        return None
+    return codec, items
+
+
 def cmd_surprise(args) -> int:
     from .analysis import surprise
     from .codec import Codec
 
-    if not _check_quality(args):
+    setup = _setup(args, Codec)
+    if setup is None:
         return cli.EXIT_FAILED
-    try:
-        codec = Codec(args.model, device=args.device, threads=args.threads)
-        items = expand(args.inputs)
-    except Exception as e:
-        cli._error(cli._describe(e))
-        return cli.EXIT_FAILED
+    codec, items = setup
     many = len(items) > 1 or any(rel is not None for _, rel in items)
     out_dir = None
     if args.output is not None and (many or Path(args.output).is_dir()):
@@ -174,15 +186,10 @@ def cmd_features(args) -> int:
     from .analysis import features, pool
     from .codec import Codec
 
-    if not _check_quality(args):
+    setup = _setup(args, Codec, target=args.output)
+    if setup is None:
         return cli.EXIT_FAILED
-    try:
-        codec = Codec(args.model, device=args.device, threads=args.threads)
-        items = expand(args.inputs)
-        cli.check_target(args.output, args.force)
-    except Exception as e:
-        cli._error(cli._describe(e))
-        return cli.EXIT_FAILED
+    codec, items = setup
     names, embeddings, maps, failures = [], [], {}, 0
     bar = _bar(items, args.quiet, "features")
     for src, rel in bar:
