@@ -525,6 +525,7 @@ def decompress_folder(inputs, output, *, format: str = "png", workers: int | Non
 
 def build_parser() -> argparse.ArgumentParser:
     from .cli import _checked as checked  # the CLI's option types: the API's checks
+    from .cli import add_encode_options
 
     p = argparse.ArgumentParser(
         prog="aecodec batch",
@@ -539,18 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="IN", help="image folders (searched "
                    "recursively) or files")
     c.add_argument("output", metavar="OUT", help="output folder")
-    t = c.add_mutually_exclusive_group()
-    t.add_argument("-q", "--quality", type=checked(arguments.quality), metavar="Q",
-                   help="quality 0-100, higher is better (default 75)")
-    t.add_argument("--bpp", type=checked(arguments.positive, name="bpp"), metavar="B",
-                   help="target bits per pixel (searched)")
-    t.add_argument("--psnr", type=checked(arguments.positive, name="psnr"), metavar="P",
-                   help="target PSNR in dB (searched)")
-    c.add_argument("--model", default=None, help="model package name or folder")
-    c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
-    c.add_argument("-e", "--effort", type=checked(arguments.effort, int), default=1,
-                   metavar="{1,2,3}",
-                   help="encoder effort (as aecodec compress; default 1)")
+    add_encode_options(c)  # as aecodec compress
     d = sub.add_parser("decompress", help="decode .aec files to images under OUT")
     d.add_argument("inputs", nargs="+", metavar="IN", help=".aec folders (searched "
                    "recursively) or files")

@@ -32,6 +32,25 @@ class CliError(Exception):
 
 # ---- argument parsing ---------------------------------------------------------------------
 
+def add_encode_options(c: argparse.ArgumentParser) -> None:
+    """The encoder's options (target, model, metadata, effort), shared by `aecodec compress`
+    and `aecodec batch compress`, so both parse and check them alike."""
+    t = c.add_mutually_exclusive_group()
+    t.add_argument("-q", "--quality", type=_checked(arguments.quality), metavar="Q",
+                   help="quality 0-100, higher is better (default 75)")
+    t.add_argument("--bpp", type=_checked(arguments.positive, name="bpp"), metavar="B",
+                   help="target bits per pixel (searched)")
+    t.add_argument("--psnr", type=_checked(arguments.positive, name="psnr"), metavar="P",
+                   help="target PSNR in dB (searched)")
+    c.add_argument("--model", default=None,
+                   help="model package name or folder (default: the shipped default model)")
+    c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
+    c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
+                   metavar="{1,2,3}",
+                   help="encoder effort: code 1, 2 or all 8 orientations of the image and keep "
+                        "the best file (default 1; 2 and 3 encode ~6x and ~20x slower)")
+
+
 def _checked(check, parse=float, name: str | None = None):
     """An argparse type: parse the text, then the API's own check (one message for both)."""
     def convert(text: str):
@@ -61,20 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="OUT",
                    help="output file (one input), folder (several), or - for stdout; default: "
                         "NAME.aec in the current folder (stdout for stdin)")
-    t = c.add_mutually_exclusive_group()
-    t.add_argument("-q", "--quality", type=_checked(arguments.quality), metavar="Q",
-                   help="quality 0-100, higher is better (default 75)")
-    t.add_argument("--bpp", type=_checked(arguments.positive, name="bpp"), metavar="B",
-                   help="target bits per pixel (searched)")
-    t.add_argument("--psnr", type=_checked(arguments.positive, name="psnr"), metavar="P",
-                   help="target PSNR in dB (searched)")
-    c.add_argument("--model", default=None,
-                   help="model package name or folder (default: the shipped default model)")
-    c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
-    c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
-                   metavar="{1,2,3}",
-                   help="encoder effort: code 1, 2 or all 8 orientations of the image and keep "
-                        "the best file (default 1; 2 and 3 encode ~6x and ~20x slower)")
+    add_encode_options(c)
     c.add_argument("--refine", type=_checked(arguments.refine, int), default=0, metavar="N",
                    help="fit the latents to each image with N gradient steps (needs torch; "
                         "e.g. 60: much slower, smaller files at the same quality)")
