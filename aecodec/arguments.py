@@ -39,7 +39,8 @@ def positive(name: str, v) -> float:
 
 def effort(v) -> int:
     if not (_integer(v) and int(v) in EFFORT_ORIENTATIONS):
-        raise ValueError(f"effort must be 1, 2 or 3, got {v!r}")
+        raise ValueError(f"effort must be an integer from 1 to {max(EFFORT_ORIENTATIONS)}, "
+                         f"got {v!r}")
     return int(v)
 
 

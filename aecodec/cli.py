@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import arguments
+from . import arguments, rate_control
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
@@ -46,9 +46,11 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
                    help="model package name or folder (default: the shipped default model)")
     c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
     c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
-                   metavar="{1,2,3}",
-                   help="encoder effort: code 1, 2 or all 8 orientations of the image and keep "
-                        "the best file (default 1; 2 and 3 encode ~6x and ~20x slower)")
+                   metavar="{1..5}",
+                   help="encoder effort: 1-3 code 1, 2 or all 8 orientations of the image and "
+                        "keep the best file (2 and 3 encode ~6x and ~20x slower); 4 and 5 "
+                        "(need torch) then refine its latents by 12 or 40 gradient steps "
+                        "(seconds to minutes per image); default 1")
 
 
 def _checked(check, parse=float, name: str | None = None):
@@ -319,17 +321,17 @@ def cmd_compress(args) -> int:
 def _refine_bar(args, src: str):
     """A progress bar over the refinement steps of one file (they take seconds each): yields
     the per-call progress callback (None without refinement or with --quiet)."""
-    if not args.refine or args.quiet:
+    if not (args.refine or args.effort >= min(rate_control.EFFORT_REFINE_STEPS)) or args.quiet:
         yield None
         return
     from tqdm import tqdm
 
     name = "<stdin>" if src == STDIO else os.path.basename(src)
-    bar = tqdm(total=args.refine, unit="step", desc=f"refining {name}", leave=False,
+    bar = tqdm(total=args.refine or None, unit="step", desc=f"refining {name}", leave=False,
                file=sys.stderr, dynamic_ncols=True)
 
     def step(done: int, total: int) -> None:
-        if done == 1:  # a new refinement (a bpp/psnr search runs several)
+        if done == 1:  # the total is known once the refinement starts (steps × tiles)
             bar.reset(total=total)
         bar.update(1)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import arguments, container, model_package
+from . import arguments, container, model_package, rate_control
 from .container import Header
 from .decoder import decode_image, decode_symbols
 from .encoder import STAGES, ImageEncoder, Refiner, encode_image
@@ -155,12 +155,16 @@ class Codec:
         Give at most one of quality (0–100, higher is better, default 75), bpp (target bits per
         pixel of the whole file: the highest quality that fits) and psnr (target RGB PSNR in dB:
         the lowest quality that reaches it). metadata=False drops ICC/EXIF/XMP; icc_profile,
-        exif and xmp (bytes) replace the image's own. refine=N (needs torch) spends N gradient
-        steps per encoded quality fitting the latents to this image (aecodec.train.refine):
-        much slower encoding, a better file for the same decoder; progress is called as
-        (steps done, steps) while refining. effort (1–3, default 1) is how many orientations of
-        the image the encoder codes and compares (1, 2 or all 8), keeping the best file: each
-        costs about one encode and one decode more."""
+        exif and xmp (bytes) replace the image's own.
+
+        effort (1–5, default 1) is how hard the encoder searches; the decoder is the same.
+        1–3 code 1, 2 or all 8 orientations of the image and keep the best file (each costs
+        about one encode and one decode more). 4 and 5 (need torch) then refine the chosen
+        file's latents by gradient descent on the model's own rate + λ·distortion
+        (aecodec.train.refine): 4 as effort 2 plus 12 steps (fewer above ~9 MP), 5 as effort 3
+        plus 40; the refined file is kept only if it is the better one (and meets the target).
+        refine=N (needs torch) refines by N steps at any effort. progress is called as
+        (steps done, steps) while refining."""
         quality, bpp, psnr = arguments.target(quality, bpp, psnr)
         refine, effort = arguments.refine(refine), arguments.effort(effort)
         t0 = time.perf_counter()
@@ -170,8 +174,9 @@ class Codec:
             eng = self._engine()
             h, w = p.rgb.shape[:2]
             container.check_pixels(w, h)
-        refiner = Refiner(refine, self.threads, self.device,
-                          progress or self.refine_progress) if refine else None
+        steps = refine or rate_control.refine_steps(effort, w * h)
+        refiner = Refiner(steps, self.threads, self.device,
+                          progress or self.refine_progress) if steps else None
         enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, timings, refiner)
         q = DEFAULT_QUALITY if quality is None else quality
         data, q, t = encode_image(enc, q, bpp, psnr, effort)

@@ -3,7 +3,8 @@
 `ImageEncoder` holds one image's encode: the latents and the file at any (quality, orientation)
 the rate control asks for, and the reconstruction error there, through the decoder's own
 synthesis. `encode_image` is the driver: rate control (rate_control.py) picks the quality, then
-the orientation. Each stage adds its wall time to a `Timings`.
+the orientation, then (effort ≥ 4 or refine=N) whether the refined latents' file is better.
+Each stage adds its wall time to a `Timings`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "quantize", "entropy_
 
 @dataclass
 class Refiner:
-    """refine=N: N gradient steps fitting one image's latents (aecodec.train.refine; torch).
-    `stats` holds the model's cost estimates of the last refinement."""
+    """Refinement of one image's latents by `steps` gradient steps (aecodec.train.refine, which
+    needs torch: importing it here, not at module level, keeps torch out of the runtime unless
+    effort ≥ 4 or refine=N asks for it). `stats` holds the model's cost estimates."""
 
     steps: int
     threads: int
@@ -42,16 +44,20 @@ class Refiner:
     progress: Callable[[int, int], None] | None = None
     stats: dict = field(default_factory=dict)
 
-    def __call__(self, eng: Engine, rgb: np.ndarray, yg: np.ndarray, z: np.ndarray,
-                 quality: float) -> tuple[np.ndarray, np.ndarray]:
+    def __post_init__(self) -> None:
         try:
             from .train.refine import refine_latents
         except ImportError as e:
-            raise AecError("refine needs PyTorch: pip install 'aecodec[train]' "
-                           f"({e})") from None
+            raise AecError("effort 4 and 5 and refine=N need PyTorch: pip install "
+                           f"'aecodec[train]' ({e})") from None
+        self._refine_latents = refine_latents
+
+    def __call__(self, eng: Engine, rgb: np.ndarray, yg: np.ndarray, z: np.ndarray,
+                 quality: float) -> tuple[np.ndarray, np.ndarray]:
         pkg = eng.package
-        yg, z, self.stats = refine_latents(pkg.path, pkg.content_hash, rgb, yg, z, quality,
-                                           self.steps, self.threads, self.device, self.progress)
+        yg, z, self.stats = self._refine_latents(pkg.path, pkg.content_hash, rgb, yg, z,
+                                                 quality, self.steps, self.threads,
+                                                 self.device, self.progress)
         return yg, z
 
 
@@ -131,21 +137,24 @@ class ImageEncoder:
                 self._analysed[t] = self.eng.transforms.analysis(self.view(t), None)
         return self._analysed[t]
 
-    def latents(self, q: float, t: int = 0) -> Latents:
-        if (q, t) not in self._last:
+    def latents(self, q: float, t: int = 0, refined: bool = False) -> Latents:
+        """The latents at (q, t), refined by the encoder's Refiner if `refined`."""
+        key = (q, t, refined)
+        if key not in self._last:
             self._last.clear()
             y = self.analysis(q, t)
-            self._last[(q, t)] = quantize(self.eng, y, q, self.threads, self.timings,
-                                          self.refine, self.view(t) if self.refine else None)
-        return self._last[(q, t)]
+            refine = self.refine if refined else None
+            self._last[key] = quantize(self.eng, y, q, self.threads, self.timings, refine,
+                                       self.view(t) if refine else None)
+        return self._last[key]
 
-    def file(self, q: float, t: int = 0) -> bytes:
-        return write(self.eng, self.latents(q, t), self.p, self.alpha, t, self.slice_symbols,
-                     self.map_fn, self.timings)
+    def file(self, q: float, t: int = 0, refined: bool = False) -> bytes:
+        return write(self.eng, self.latents(q, t, refined), self.p, self.alpha, t,
+                     self.slice_symbols, self.map_fn, self.timings)
 
-    def sse(self, q: float, t: int = 0) -> float:
+    def sse(self, q: float, t: int = 0, refined: bool = False) -> float:
         """Sum of squared errors (0–255) of the decoder's reconstruction at (q, t)."""
-        x, lat = self.view(t), self.latents(q, t)
+        x, lat = self.view(t), self.latents(q, t, refined)
         with self.timings.stage("synthesis"):
             rgb = synthesize(self.eng, lat, x.shape[0], x.shape[1])
         return rate_control.sse(rgb, x)
@@ -167,10 +176,23 @@ def encode_image(enc: ImageEncoder, quality: float, bpp: float | None, psnr: flo
         q = quality
         data = enc.file(q)
     turns = [t for t in rate_control.EFFORT_ORIENTATIONS[effort] if t != 0]
-    if not turns:
+    if not turns and enc.refine is None:
         return data, q, 0
-    # file, then error, per orientation: both use the same latents (one g_a per orientation)
-    files = [(data, enc.sse(q, 0))] + [(enc.file(q, t), enc.sse(q, t)) for t in turns]
-    best = rate_control.choose_file([(len(f), e) for f, e in files], budget, limit,
-                                    enc.eng.package.lmbda(q), w * h)
-    return files[best][0], q, ([0] + turns)[best]
+    # Candidates (orientation, refined, file, SSE): the file, then its error, per orientation
+    # (both from the same latents: one g_a per orientation); then the best one's refined latents.
+    # Refining only the chosen file keeps the search's cost to one refinement, and comparing the
+    # two real files keeps a refinement that does not pay (or misses a target) out of the result.
+    cands = [(0, False, data, enc.sse(q, 0))]
+    cands += [(t, False, enc.file(q, t), enc.sse(q, t)) for t in turns]
+
+    def best() -> tuple:
+        i = rate_control.choose_file([(len(c[2]), c[3]) for c in cands], budget, limit,
+                                     enc.eng.package.lmbda(q), w * h)
+        return cands[i]
+
+    pick = best()
+    if enc.refine is not None:
+        t = pick[0]
+        cands = [pick, (t, True, enc.file(q, t, True), enc.sse(q, t, True))]
+        pick = best()
+    return pick[2], q, pick[0]

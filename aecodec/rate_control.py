@@ -3,7 +3,8 @@ and distortions the encoder reports; they run no transform themselves.
 
     bpp=B    highest quality whose file fits B·pixels/8 bytes (bisection; size grows with q)
     psnr=P   lowest quality whose reconstruction reaches P dB (bisection; error falls with q)
-    effort   of the files coding the image in each orientation tried, the best (choose_file)
+    effort   of the files coding the image in each orientation tried, the best (choose_file);
+             at effort 4 and 5, then of that file and its refined latents' file, the best
 """
 
 from __future__ import annotations
@@ -21,8 +22,24 @@ PSNR_SEARCH_STEPS = 7  # for a target PSNR (each step runs g_s): quality within 
 # stride-2 grids have a phase; no trained filter is exactly symmetric), so another orientation
 # codes some images better: on 8 Kodak images the half turn saved ~1.4 % of the bits at equal
 # PSNR, all eight ~2 % (README, "Encoder effort"). Each one tried costs a g_a and a g_s.
-EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS))}
+EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS)),
+                       4: (0, 2), 5: tuple(range(container.ORIENTATIONS))}
 DEFAULT_EFFORT = 1  # 2 and 3 encode ~6× and ~20× slower (README, "Encoder effort")
+# Efforts 4 and 5 then refine the chosen file's latents (aecodec.train.refine, torch) by this
+# many gradient steps. Each step costs about a g_s forward and backward pass (~2 s a megapixel
+# on 2 cores), so at effort 4 an image above REFINE_BUDGET / steps megapixels gets fewer steps,
+# down to a third: a 12 MP photo stays within ~5 minutes. Effort 5 has no time limit.
+EFFORT_REFINE_STEPS = {4: 12, 5: 40}
+REFINE_BUDGET = {4: 110.0}  # megapixel-steps
+
+
+def refine_steps(effort: int, pixels: int) -> int:
+    """Refinement steps at an effort for an image of `pixels` (0: no refinement)."""
+    steps = EFFORT_REFINE_STEPS.get(effort, 0)
+    budget = REFINE_BUDGET.get(effort)
+    if steps and budget is not None:
+        steps = min(steps, max(steps // 3, int(budget * 1e6 / max(pixels, 1))))
+    return steps
 
 
 def search_bpp(encode_at: Callable[[float], bytes], budget: float) -> tuple[bytes, float]:

@@ -308,7 +308,7 @@ def main(argv=None) -> int:
                     help="aecodec qualities, comma-separated (default: "
                          + ",".join(str(q) for q in common.Aec.settings) + ")")
     ap.add_argument("--model", default=None, help="aecodec model package (default: the runtime's)")
-    ap.add_argument("--effort", type=int, default=None, choices=(1, 2, 3),
+    ap.add_argument("--effort", type=int, default=None, choices=(1, 2, 3, 4, 5),
                     help="aecodec encoder effort (default: the runtime's default)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="parallel worker processes (default: number of cores)")

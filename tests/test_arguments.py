@@ -76,7 +76,7 @@ def test_module_functions_check_threads(img):
     ("--quality", "101", lambda: arguments.quality(101.0)),
     ("--bpp", "0", lambda: arguments.positive("bpp", 0.0)),
     ("--psnr", "-3", lambda: arguments.positive("psnr", -3.0)),
-    ("--effort", "4", lambda: arguments.effort(4)),
+    ("--effort", "6", lambda: arguments.effort(6)),
     ("--refine", "10001", lambda: arguments.refine(10001)),
     ("--threads", "-1", lambda: arguments.threads(-1)),
 ])
