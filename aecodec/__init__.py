@@ -41,10 +41,11 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
     quality: 0–100, higher is better (default 75); or bpp: target bits per pixel (the highest
     quality whose file fits); or psnr: target PSNR in dB (the lowest quality that reaches it).
     device: "cpu" or "cuda" (needs onnxruntime-gpu). ICC/EXIF/XMP are kept unless
-    metadata=False; icc_profile/exif/xmp replace them. refine=N (needs torch): N gradient
-    steps fitting the latents to this image, for a better file from a much slower encoder
-    (README, "Refinement"). effort 1–3: how many orientations of the image are coded and
-    compared (1, 2 or 8; README, "Effort"). Uses a shared Codec per (model, device, threads)."""
+    metadata=False; icc_profile/exif/xmp replace them. effort 1–5 (README, "Encoder effort"):
+    1–3 code 1, 2 or 8 orientations of the image and keep the best file; 4 and 5 (need torch)
+    then fit its latents to this image by 12 or 40 gradient steps (~8 % smaller files, seconds
+    an image); refine=N does that with N steps. Uses a shared Codec per (model, device,
+    threads)."""
     return shared(model, device, threads).compress(
         img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
         exif=exif, xmp=xmp, refine=refine, effort=effort)

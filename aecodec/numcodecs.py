@@ -56,7 +56,7 @@ def check_chunk(shape, dtype) -> None:
 class Aec(Codec):
     """numcodecs codec: uint8 image chunks <-> .aec bytes (lossy, see the module docstring).
 
-    quality: 0-100, higher is better (default 75); effort: 1-3 (aecodec.compress); model: the
+    quality: 0-100, higher is better (default 75); effort: 1-5 (aecodec.compress); model: the
     model package that encodes (default: the shipped default; decoding uses the model each
     file names); threads: coding threads per call (0: all cores)."""
 

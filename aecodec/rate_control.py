@@ -30,7 +30,7 @@ DEFAULT_EFFORT = 1  # 2 and 3 encode ~6× and ~20× slower (README, "Encoder eff
 # on 2 cores), so at effort 4 an image above REFINE_BUDGET / steps megapixels gets fewer steps,
 # down to a third: a 12 MP photo stays within ~5 minutes. Effort 5 has no time limit.
 EFFORT_REFINE_STEPS = {4: 12, 5: 40}
-REFINE_BUDGET = {4: 110.0}  # megapixel-steps
+REFINE_BUDGET = {4: 90.0}  # megapixel-steps
 
 
 def refine_steps(effort: int, pixels: int) -> int:

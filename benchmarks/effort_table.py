@@ -31,17 +31,24 @@ def curve(run: dict, codec: str) -> tuple[list[float], list[float]] | None:
     return [p["bpp"] for p in pts], [p["psnr"] for p in pts]
 
 
-def bd(anchor, test) -> str:
+def bd_value(anchor, test) -> float | None:
     if anchor is None or test is None:
-        return "n/a"
-    r = bd_rate(*anchor, *test)
-    return "n/a" if r["bd_rate"] is None else f"{r['bd_rate']:+.1f} %"
+        return None
+    v = bd_rate(*anchor, *test)["bd_rate"]
+    return None if v is None else round(v, 2)
+
+
+def bd(anchor, test) -> str:
+    v = bd_value(anchor, test)
+    return "n/a" if v is None else f"{v:+.1f} %"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="rd.json files, one per effort")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write the rows as JSON (python -m aecodec.train.figures --efforts)")
     a = ap.parse_args(argv)
     runs = sorted((json.loads(p.read_text()) for p in a.runs),
                   key=lambda r: r["codecs"]["aecodec"]["origin"]["effort"])
@@ -49,6 +56,7 @@ def main(argv=None) -> int:
     if base is None:
         ap.error("one of the runs must be at effort 1")
     ref = curve(base, "aecodec")
+    rows = []
     lines = ["| effort | images | BD-rate vs effort 1 | vs WebP | vs AVIF | encode s/image "
              "| threads × jobs | run |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
@@ -56,6 +64,14 @@ def main(argv=None) -> int:
         test = curve(r, "aecodec")
         secs = sum(p["enc_s"] for p in r["curves"]["aecodec"]) / len(r["curves"]["aecodec"])
         same = r["images"] == base["images"]
+        rows.append({"effort": o["effort"], "images": r["n_images"],
+                     "bd_rate_percent": {"effort_1": bd_value(ref, test) if same else None,
+                                         "webp": bd_value(curve(r, "webp"), test),
+                                         "avif": bd_value(curve(r, "avif"), test)},
+                     "qualities": [p["setting"] for p in r["curves"]["aecodec"]],
+                     "encode_seconds_per_image": round(secs, 2),
+                     "threads": r["threads_per_job"], "jobs": r["jobs"],
+                     "date_utc": r["date_utc"], "command": r["command"]})
         lines.append(
             f"| {o['effort']} | {r['n_images']} | {bd(ref, test) if same else 'n/a (images)'} "
             f"| {bd(curve(r, 'webp'), test)} | {bd(curve(r, 'avif'), test)} | {secs:.1f} "
@@ -64,6 +80,8 @@ def main(argv=None) -> int:
     print(text)
     if a.out:
         a.out.write_text(text)
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

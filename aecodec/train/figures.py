@@ -7,6 +7,8 @@ Writes the "figures" entry of the package's manifest.json (not part of the conte
   (whole file, and its entropy-coded streams alone) on a few Kodak images, and their ratios
   (issue target: within 3 %);
 - kodak: aecodec's averaged RD points and its BD-rates against WebP and AVIF from an rd.py run;
+- efforts: per encoder effort, BD-rates against effort 1, WebP and AVIF and encode seconds per
+  image (benchmarks/effort_table.py --json);
 - training: steps, wall time and steps/s from the package's provenance.
 """
 
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rd", type=Path, default=None, help="rd.json of a benchmarks/rd.py run")
     p.add_argument("--kodak", type=Path, default=Path("../shared/data/kodak"))
     p.add_argument("--images", type=int, default=4, help="Kodak images for the parity check")
+    p.add_argument("--efforts", type=Path, default=None,
+                   help="effort table JSON of benchmarks/effort_table.py --json")
+    p.add_argument("--no-parity", action="store_true", help="keep the parity figures as they are")
     args = p.parse_args(argv)
 
     manifest_path = args.package / "manifest.json"
@@ -111,13 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         print(f"error: no PNG images in {args.kodak}", file=sys.stderr)
         return 1
-    figures["parity"] = {"images": [i.name for i in images], "rows": parity(args.package, images)}
+    if not args.no_parity:
+        figures["parity"] = {"images": [i.name for i in images],
+                             "rows": parity(args.package, images)}
+    if args.efforts:
+        figures["efforts"] = json.loads(args.efforts.read_text())
     if args.rd:
         figures["kodak"] = kodak_figures(args.rd)
     figures["training"] = training_figures(manifest.get("provenance", {}))
     manifest["figures"] = figures
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    for r in figures["parity"]["rows"]:
+    for r in figures.get("parity", {}).get("rows", []) if not args.no_parity else []:
         print(f"q{r['quality']:>3}: estimated {r['bpp_estimated']:.4f} bpp, coded "
               f"{r['bpp_coded']:.4f} bpp ({100 * (r['ratio'] - 1):+.2f} %; streams alone "
               f"{100 * (r['ratio_streams'] - 1):+.2f} %), PSNR "
