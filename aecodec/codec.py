@@ -161,7 +161,7 @@ class Codec:
         1–3 code 1, 2 or all 8 orientations of the image and keep the best file (each costs
         about one encode and one decode more). 4 and 5 (need torch) then refine the chosen
         file's latents by gradient descent on the model's own rate + λ·distortion
-        (aecodec.train.refine): 4 as effort 2 plus 12 steps (fewer above 7.5 MP), 5 as effort 3
+        (aecodec.train.refine): 4 as effort 2 plus 12 steps (fewer above 6.7 MP), 5 as effort 3
         plus 40; the refined file is kept only if it is the better one (and meets the target).
         refine=N (needs torch) refines by N steps at any effort. progress is called as
         (steps done, steps) while refining."""

@@ -127,15 +127,18 @@ class ImageEncoder:
         return self._views[t]
 
     def analysis(self, q: float, t: int) -> np.ndarray:
-        """g_a's output y at (q, t): once per quality tried if g_a is level-conditioned."""
-        if self._level_conditioned:
+        """g_a's output y at (q, t): once per quality tried if g_a is level-conditioned, else
+        once per t. With a refiner, every orientation's at the last quality is kept: the
+        refinement then starts from the chosen one without running g_a again."""
+        key = (q, t) if self._level_conditioned else t
+        if key not in self._analysed:
+            if self._level_conditioned:
+                keep = self.refine is not None
+                self._analysed = {k: v for k, v in self._analysed.items() if keep and k[0] == q}
+            scales = self.eng.package.encoder_scales(q) if self._level_conditioned else None
             with self.timings.stage("analysis"):
-                return self.eng.transforms.analysis(self.view(t),
-                                                    self.eng.package.encoder_scales(q))
-        if t not in self._analysed:
-            with self.timings.stage("analysis"):
-                self._analysed[t] = self.eng.transforms.analysis(self.view(t), None)
-        return self._analysed[t]
+                self._analysed[key] = self.eng.transforms.analysis(self.view(t), scales)
+        return self._analysed[key]
 
     def latents(self, q: float, t: int = 0, refined: bool = False) -> Latents:
         """The latents at (q, t), refined by the encoder's Refiner if `refined`."""

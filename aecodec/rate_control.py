@@ -27,10 +27,11 @@ EFFORT_ORIENTATIONS = {1: (0,), 2: (0, 2), 3: tuple(range(container.ORIENTATIONS
 DEFAULT_EFFORT = 1  # 2 and 3 encode ~6× and ~20× slower (README, "Encoder effort")
 # Efforts 4 and 5 then refine the chosen file's latents (aecodec.train.refine, torch) by this
 # many gradient steps. Each step costs about a g_s forward and backward pass (~2 s a megapixel
-# on 2 cores), so at effort 4 an image above REFINE_BUDGET / steps megapixels gets fewer steps,
-# down to a third: a 12 MP photo stays within ~5 minutes. Effort 5 has no time limit.
+# on 2 cores, ~3 s with the tiles' halos), so at effort 4 an image above REFINE_BUDGET / steps
+# megapixels gets fewer steps, down to a third: a 12 MP photo gets 6 and stays within 5 minutes
+# (7 steps took 305 s). Effort 5 has no time limit.
 EFFORT_REFINE_STEPS = {4: 12, 5: 40}
-REFINE_BUDGET = {4: 90.0}  # megapixel-steps
+REFINE_BUDGET = {4: 80.0}  # megapixel-steps
 
 
 def refine_steps(effort: int, pixels: int) -> int:
