@@ -117,7 +117,7 @@ def test_bad_arguments_and_damaged_chunks():
     with pytest.raises(ValueError, match="quality"):
         Aec(quality=101)
     with pytest.raises(ValueError, match="effort"):
-        Aec(effort=4)
+        Aec(effort=6)
     with pytest.raises(aecodec.CorruptFileError):
         Aec().decode(b"not an aecodec chunk")
     with pytest.raises(aecodec.CorruptFileError):
