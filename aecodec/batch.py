@@ -142,7 +142,7 @@ class _Worker:
         return rows
 
     def _code(self, src: str, dst: str) -> int:
-        from .cli import read_source, write_atomic
+        from .cli import image_bytes, read_source, write_atomic
 
         data = read_source(src)
         if self.job["command"] == "compress":  # exactly what `aecodec compress` does
@@ -152,7 +152,7 @@ class _Worker:
                                         metadata=not self.job["strip"],
                                         effort=self.job["effort"]).data
         else:  # exactly what `aecodec decompress` does
-            out = encode_image(self.codec.decode(data).image, self.job["format"])
+            out = image_bytes(self.codec.decode(data).image, self.job["format"])
         write_atomic(dst, out, force=True)
         return len(out)
 
@@ -176,22 +176,6 @@ class _Worker:
             return q is None or math.isclose(h.quality, q, abs_tol=1e-3)
         except Exception:
             return False
-
-
-def encode_image(im: Image.Image, fmt: str) -> bytes:
-    """A decoded image as the bytes `aecodec decompress --format fmt` writes."""
-    from .cli import CliError
-
-    fmt = fmt.lower()
-    if fmt in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
-        raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "
-                       "use --format png or webp")
-    buf = io.BytesIO()
-    extra = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
-    if fmt == "png" and im.info.get("xmp"):
-        extra["xmp"] = im.info["xmp"]
-    im.save(buf, format=fmt.upper().replace("JPG", "JPEG"), **extra)
-    return buf.getvalue()
 
 
 # ---- planning -----------------------------------------------------------------------------

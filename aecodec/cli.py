@@ -341,6 +341,21 @@ def _refine_bar(args, src: str):
         bar.close()
 
 
+def image_bytes(im: Image.Image, fmt: str) -> bytes:
+    """A decoded image as the bytes `aecodec decompress --format fmt` (and `aecodec batch
+    decompress`) write, with its ICC profile, EXIF and XMP."""
+    fmt = fmt.lower()
+    if fmt in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
+        raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "
+                       "use --format png or webp")
+    buf = io.BytesIO()
+    extra = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
+    if fmt == "png" and im.info.get("xmp"):
+        extra["xmp"] = im.info["xmp"]  # Pillow writes XMP for PNG (and JPEG/WebP/TIFF)
+    im.save(buf, format=fmt.upper().replace("JPG", "JPEG"), **extra)
+    return buf.getvalue()
+
+
 def _save_format(args, dst: str) -> str:
     if args.format:
         return args.format.lower()
@@ -377,16 +392,7 @@ def cmd_decompress(args) -> int:
 
     def work(src, dst):
         im = codec.decode(read_source(src), scale=args.scale).image
-        fmt_out = _save_format(args, dst)
-        if fmt_out in ("jpeg", "jpg") and im.mode in ("RGBA", "LA"):
-            raise CliError(f"JPEG cannot store the alpha channel of this {im.mode} image: "
-                           "use --format png or webp")
-        buf = io.BytesIO()
-        extra = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
-        if fmt_out == "png" and im.info.get("xmp"):
-            extra["xmp"] = im.info["xmp"]  # Pillow writes XMP for PNG (and JPEG/WebP/TIFF)
-        im.save(buf, format=fmt_out.upper().replace("JPG", "JPEG"), **extra)
-        write_atomic(dst, buf.getvalue(), args.force)
+        write_atomic(dst, image_bytes(im, _save_format(args, dst)), args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)
 

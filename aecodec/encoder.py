@@ -181,21 +181,20 @@ def encode_image(enc: ImageEncoder, quality: float, bpp: float | None, psnr: flo
     turns = [t for t in rate_control.EFFORT_ORIENTATIONS[effort] if t != 0]
     if not turns and enc.refine is None:
         return data, q, 0
-    # Candidates (orientation, refined, file, SSE): the file, then its error, per orientation
-    # (both from the same latents: one g_a per orientation); then the best one's refined latents.
+    # Candidates (orientation, file, SSE): the file, then its error, per orientation (both
+    # from the same latents: one g_a per orientation); then the best one's refined latents.
     # Refining only the chosen file keeps the search's cost to one refinement, and comparing the
     # two real files keeps a refinement that does not pay (or misses a target) out of the result.
-    cands = [(0, False, data, enc.sse(q, 0))]
-    cands += [(t, False, enc.file(q, t), enc.sse(q, t)) for t in turns]
+    cands = [(0, data, enc.sse(q, 0))] + [(t, enc.file(q, t), enc.sse(q, t)) for t in turns]
 
     def best() -> tuple:
-        i = rate_control.choose_file([(len(c[2]), c[3]) for c in cands], budget, limit,
+        i = rate_control.choose_file([(len(f), e) for _, f, e in cands], budget, limit,
                                      enc.eng.package.lmbda(q), w * h)
         return cands[i]
 
     pick = best()
     if enc.refine is not None:
         t = pick[0]
-        cands = [pick, (t, True, enc.file(q, t, True), enc.sse(q, t, True))]
+        cands = [pick, (t, enc.file(q, t, True), enc.sse(q, t, True))]
         pick = best()
-    return pick[2], q, pick[0]
+    return pick[1], q, pick[0]

@@ -170,15 +170,12 @@ def _refine_tiles(model, rgb, yg, z, quality, schedule, device, progress):
             (lambda k, i=i: progress(i * schedule.steps + k, total))
         y_t, z_t, b, a = _descend(model, x, yg[:, e0 * s : e1 * s, f0 * s : f1 * s],
                                   z[:, e0:e1, f0:f1], quality, schedule, device, tick)
-        before += b
+        before, after = before + b, after + min(a, b)
         if a < b:  # keep only the tile's own latents: its halo belongs to its neighbours
-            after += a
             kept += 1
             y_out[:, r0 * s : r1 * s, c0 * s : c1 * s] = \
                 y_t[:, (r0 - e0) * s : (r1 - e0) * s, (c0 - f0) * s : (c1 - f0) * s]
             z_out[:, r0:r1, c0:c1] = z_t[:, r0 - e0 : r1 - e0, c0 - f0 : c1 - f0]
-        else:
-            after += b
     stats = {"cost_before": before, "cost_after": after, "steps": schedule.steps,
              "tiles": len(parts), "tiles_refined": kept}
     return y_out, z_out, stats
