@@ -28,9 +28,16 @@ def synthesize(eng: Engine, lat: Latents, height: int, width: int,
     ŷ = (s + μ) / gain(q), then g_s. release=True drops lat.s and lat.mu once ŷ is formed, so a
     large image's decoder holds only what g_s needs."""
     pkg = eng.package
-    y_hat = core().dequantize(lat.s, lat.mu)
     if release:
+        # ŷ in μ's buffer, a channel at a time: a large image's decoder never holds s, μ and ŷ
+        # at once. float32(s) + μ in float32, as core().dequantize, so it is equal bit for bit.
+        y_hat, s = lat.mu, lat.s
         lat.s = lat.mu = lat.index = None
+        for c in range(y_hat.shape[0]):
+            y_hat[c] += s[c].astype(np.float32)
+        del s
+    else:
+        y_hat = core().dequantize(lat.s, lat.mu)
     y_hat /= pkg.gain(lat.quality)[:, None, None]
     return eng.transforms.synthesis(y_hat, height, width, pkg.decoder_scales(lat.quality))
 

@@ -177,3 +177,17 @@ def test_cli_scale(tmp_path, aec):
     bad = subprocess.run([sys.executable, "-m", "aecodec", "decompress", str(src), "-o",
                           str(out), "--scale", "1/3"], capture_output=True, cwd=tmp_path)
     assert bad.returncode != 0
+
+
+def test_in_place_dequantization_equals_the_core(aec):
+    """The decoder forms ŷ in μ's buffer (release=True); the encoder through core().dequantize:
+    the same pixels, bit for bit."""
+    from aecodec import decoder
+
+    c = aecodec.Codec(threads=1)
+    hd, eng, lat = c.file_latents(aec)
+    keep = decoder.Latents(lat.quality, lat.z_hat, lat.s.copy(), lat.mu.copy(), lat.index)
+    w, h = hd.coded_size
+    released = decoder.synthesize(eng, lat, h, w, release=True)
+    assert lat.s is None and lat.mu is None
+    assert np.array_equal(released, decoder.synthesize(eng, keep, h, w))
