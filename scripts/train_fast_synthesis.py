@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Distil a lighter g_s (fast decoder profile, issue 39) from a model on its frozen latents.
+
+    python scripts/train_fast_synthesis.py --out runs/fast48 --width 48 --minutes 60
+    python scripts/train_fast_synthesis.py --out runs/fast48 --minutes 60     # resumes
+
+The student (aecodec/train/fast_synthesis.py) keeps the teacher's first two g_s layers and
+trains a narrower rest on the training crops (../shared/data/train; the last --holdout images
+are never trained on and measure the student: ΔPSNR against the teacher's own g_s on the same
+latents). Writes OUT/state.pt (resumable: student, optimiser, step, data RNG), OUT/report.json
+(steps, steps/s, kMAC/px, the validation history) and OUT/g_s_fast.onnx, every --save-minutes
+and at the end. Kodak is never used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
+    ap.add_argument("--model", default=None,
+                    help="teacher: package folder, run folder or checkpoint (default: the "
+                         "default model's package)")
+    ap.add_argument("--width", type=int, default=48, help="third-layer channels (default 48)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "train")
+    ap.add_argument("--holdout", type=int, default=48, help="images kept out for validation")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr-final", type=float, default=1e-5)
+    ap.add_argument("--steps", type=int, default=20000, help="length of the lr schedule")
+    ap.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop at this step")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--validate-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from aecodec import model_package
+    from aecodec.train import fast_synthesis as fs
+    from aecodec.train.data import CropDataset
+    from aecodec.train.export import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    source = args.model or str(model_package.find(model_package.DEFAULT_MODEL,
+                                                  model_package.DEFAULT_HASH))
+    model, prov = load_model(source)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    train = CropDataset(args.data, args.crop, seed=args.seed)
+    if len(train) <= args.holdout:
+        raise SystemExit(f"--holdout {args.holdout} leaves no training image of {len(train)}")
+    held = copy.copy(train)  # the last --holdout images (sorted names), never trained on
+    held.images, held.rng = train.images[-args.holdout:], np.random.default_rng(12345)
+    train.images = train.images[: -args.holdout]
+    val_x = torch.from_numpy(held.batch(16)).float().div_(255)
+    val_t = torch.linspace(0, model.levels - 1, 16)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    state_path, report_path = args.out / "state.pt", args.out / "report.json"
+    if state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        student = fs.FastSynthesis(model.g_s, st["width"])
+        student.load_state_dict(st["student"])
+        opt = torch.optim.Adam(student.trained_parameters(), lr=args.lr)
+        opt.load_state_dict(st["opt"])
+        train.set_state(st["data"])
+        step, history = st["step"], st["history"]
+        print(f"resumed {state_path} at step {step}", file=sys.stderr)
+    else:
+        init_x = torch.from_numpy(train.batch(16)).float().div_(255)
+        student = fs.from_teacher(model, args.width, init_x, torch.linspace(0, model.levels - 1,
+                                                                            16))
+        opt = torch.optim.Adam(student.trained_parameters(), lr=args.lr)
+        step, history = 0, [{"step": 0, **fs.validate(model, student, val_x, val_t)}]
+        print(f"pruned start: {history[0]}", file=sys.stderr)
+
+    cfg = model.cfg
+    kmac = fs.kmac_per_pixel(cfg.N, cfg.M, student.width)
+    teacher_kmac = fs.kmac_per_pixel(cfg.N, cfg.M, cfg.N)
+
+    def save(steps_per_s: float) -> None:
+        torch.save({"width": student.width, "student": student.state_dict(),
+                    "opt": opt.state_dict(), "data": train.state(), "step": step,
+                    "history": history}, str(state_path) + ".tmp")
+        Path(str(state_path) + ".tmp").replace(state_path)
+        report = {"teacher": source, "teacher_provenance": prov, "width": student.width,
+                  "kmac_per_px": round(kmac, 2), "teacher_kmac_per_px": round(teacher_kmac, 2),
+                  "step": step, "steps_per_s": round(steps_per_s, 3), "batch": args.batch,
+                  "crop": args.crop, "holdout_images": args.holdout, "history": history}
+        report_path.write_text(json.dumps(report, indent=1) + "\n")
+        export(student, model, args.out / "g_s_fast.onnx")
+
+    t0 = last_save = time.monotonic()
+    start_step = step
+    deadline = None if args.minutes is None else t0 + 60 * args.minutes
+    bar = tqdm(initial=step, total=args.max_steps, unit="step", desc="distil", dynamic_ncols=True)
+    losses: list = []
+    while (args.max_steps is None or step < args.max_steps) and (
+            deadline is None or time.monotonic() < deadline):
+        for g in opt.param_groups:
+            g["lr"] = fs.learning_rate(step, args.steps, args.lr, args.lr_final)
+        x = torch.from_numpy(train.batch(args.batch)).float().div_(255)
+        losses.append(fs.distill_step(model, student, opt, x))
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(psnr=f"{-10 * np.log10(np.mean(losses[-20:])):.2f}")
+        if step % args.validate_every == 0:
+            history.append({"step": step, **fs.validate(model, student, val_x, val_t)})
+            bar.write(f"step {step}: {history[-1]}")
+        if time.monotonic() - last_save > 60 * args.save_minutes:
+            save((step - start_step) / (time.monotonic() - t0))
+            last_save = time.monotonic()
+    bar.close()
+    if not history or history[-1]["step"] != step:
+        history.append({"step": step, **fs.validate(model, student, val_x, val_t)})
+    save((step - start_step) / max(time.monotonic() - t0, 1e-9))
+    print(json.dumps({"step": step, **history[-1]}))
+    return 0
+
+
+def export(student, model, path: Path) -> None:
+    """The student as an ONNX g_s with the teacher's inputs (y_hat, and its level scales)."""
+    import torch
+
+    from aecodec.train.export import _export_onnx
+
+    example = torch.zeros(1, model.cfg.M, 4, 4)
+    scales = model.decoder_scales(torch.zeros(1))
+    _export_onnx(student.eval(), example, path, "y_hat", "x_hat",
+                 {} if scales is None else {"scales": scales.detach()})
+    student.train()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
