@@ -74,3 +74,13 @@ def target(quality_: float | None, bpp: float | None,
     return (None if quality_ is None else quality(quality_),
             None if bpp is None else positive("bpp", bpp),
             None if psnr is None else positive("psnr", psnr))
+
+
+PROFILES = ("exact", "fast")
+
+
+def profile(v) -> str:
+    """The decoder profile: "exact" (the model's own g_s) or "fast" (its lighter g_s)."""
+    if v not in PROFILES:
+        raise ValueError(f'profile must be "exact" or "fast", not {v!r}')
+    return v

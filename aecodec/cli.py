@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scale", default="1", type=_scale, metavar="1/K",
                    help="decode a preview at 1/2, 1/4 or 1/8 of the size (the model's preview "
                         "head, no full synthesis); default 1")
+    d.add_argument("--fast", action="store_true",
+                   help="the model's fast decoder profile: a lighter synthesis, slightly "
+                        "different pixels (an error for a model without one)")
     _common(d)
 
     i = sub.add_parser("info", help="show an .aec file's header, model, bpp and metadata",
@@ -391,7 +394,8 @@ def cmd_decompress(args) -> int:
         return EXIT_FAILED
 
     def work(src, dst):
-        im = codec.decode(read_source(src), scale=args.scale).image
+        im = codec.decode(read_source(src), scale=args.scale,
+                          profile="fast" if args.fast else "exact").image
         write_atomic(dst, image_bytes(im, _save_format(args, dst)), args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)

@@ -187,27 +187,34 @@ class Codec:
         return result
 
     # -- decoding --
-    def decompress(self, data_or_path, *, scale: int = 1) -> Image.Image:
+    def decompress(self, data_or_path, *, scale: int = 1,
+                   profile: str = "exact") -> Image.Image:
         """Decode .aec bytes (or a path / binary file) to a PIL image (mode as recorded).
-        scale 2, 4 or 8: a preview of ceil(size / scale) from the model's preview head."""
-        return self.decode(data_or_path, scale=scale).image
+        scale 2, 4 or 8: a preview of ceil(size / scale) from the model's preview head.
+        profile "fast": the model's lighter synthesis (see `decode`)."""
+        return self.decode(data_or_path, scale=scale, profile=profile).image
 
-    def decode(self, data_or_path, *, scale: int = 1) -> DecodeResult:
+    def decode(self, data_or_path, *, scale: int = 1, profile: str = "exact") -> DecodeResult:
         """Decode .aec bytes (or a path / binary file): the image and the call's figures.
 
         scale 2, 4 or 8 decodes a preview of ceil(width / scale) × ceil(height / scale): the
         same symbols and exact hyper-synthesis, then the model's preview head (a learned
         convolution of the latents, docs/model-package.md) instead of g_s; for a model without
-        one, the full image reduced by `scale`."""
+        one, the full image reduced by `scale`.
+
+        profile "fast" runs the model's fast decoder profile (a lighter g_s distilled from its
+        own, `fast.npz`; the same symbols, slightly different pixels) instead of its g_s; a
+        model without one raises ModelPackageError. "exact" (default): the reference."""
         if scale not in (1, *PREVIEW_SCALES):
             raise ValueError(f"scale must be 1, 2, 4 or 8, not {scale!r}")
+        profile = arguments.profile(profile)
         t0 = time.perf_counter()
         timings = Timings()
         data = read_input(data_or_path)
         with timings.stage("container"):
             f = container.parse(data)
         eng = self._engine(f.header.model_name, f.header.model_hash.hex())
-        im = decode_image(eng, f, self.threads, self._map, timings, scale)
+        im = decode_image(eng, f, self.threads, self._map, timings, scale, profile)
         timings["total"] = time.perf_counter() - t0
         result = DecodeResult(im, f.header.quality, len(data), dict(timings))
         self._remember(result)

@@ -23,10 +23,11 @@ MapFn = Callable[[Callable, list], list]
 
 
 def synthesize(eng: Engine, lat: Latents, height: int, width: int,
-               release: bool = False) -> np.ndarray:
+               release: bool = False, profile: str = "exact") -> np.ndarray:
     """Pixels height×width×3 uint8 (in the coded orientation) of quantized latents:
-    ŷ = (s + μ) / gain(q), then g_s. release=True drops lat.s and lat.mu once ŷ is formed, so a
-    large image's decoder holds only what g_s needs."""
+    ŷ = (s + μ) / gain(q), then g_s (profile "fast": the package's lighter g_s). release=True
+    drops lat.s and lat.mu once ŷ is formed, so a large image's decoder holds only what g_s
+    needs."""
     pkg = eng.package
     if release:
         # ŷ in μ's buffer, a channel at a time: a large image's decoder never holds s, μ and ŷ
@@ -39,7 +40,8 @@ def synthesize(eng: Engine, lat: Latents, height: int, width: int,
     else:
         y_hat = core().dequantize(lat.s, lat.mu)
     y_hat /= pkg.gain(lat.quality)[:, None, None]
-    return eng.transforms.synthesis(y_hat, height, width, pkg.decoder_scales(lat.quality))
+    return eng.transforms.synthesis(y_hat, height, width, pkg.decoder_scales(lat.quality),
+                                    profile)
 
 
 def check_model(eng: Engine, f: AecFile) -> None:
@@ -101,9 +103,9 @@ def preview(eng: Engine, lat: Latents, height: int, width: int, k: int) -> np.nd
 
 
 def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
-                 timings: Timings, scale: int = 1) -> Image.Image:
+                 timings: Timings, scale: int = 1, profile: str = "exact") -> Image.Image:
     """The image of a parsed file, in its recorded mode, orientation undone, metadata in info;
-    scale k > 1: a preview at ceil(size / k) (see `preview`)."""
+    scale k > 1: a preview at ceil(size / k) (see `preview`); profile: of the full synthesis."""
     hd = f.header
     lat = decode_symbols(eng, f, threads, map_fn, timings)
     with timings.stage("synthesis"):
@@ -111,7 +113,7 @@ def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
         if scale > 1:
             rgb = preview(eng, lat, ch, cw, scale)
         else:
-            rgb = synthesize(eng, lat, ch, cw, release=True)
+            rgb = synthesize(eng, lat, ch, cw, release=True, profile=profile)
         if hd.orientation:
             rgb = np.ascontiguousarray(images.orient(rgb, hd.orientation, inverse=True))
     alpha = None if f.alpha is None else images.decode_alpha(f.alpha, hd.width, hd.height)

@@ -419,13 +419,24 @@ def _model(bld: _Builder, g: _Graph, layers: list, out_name: str, out_channels: 
     return _vi(1, 8) + _ld(2, b"aecodec.synthesis_fast") + _ld(8, opset) + _ld(7, graph)
 
 
-def build_from_bytes(data: bytes) -> bytes | None:
+def build_from_bytes(data: bytes, head: dict | None = None) -> bytes | None:
     """The phase-form g_s (serialized ONNX) equivalent to the reference g_s `data`, or None if
-    that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows."""
+    that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows.
+
+    head (the fast profile, `fast_head`): its last two layers replaced by a lighter third layer
+    with its IGDN (no level scale) and a last layer reading it."""
     parsed = _parse(data)
     if parsed is None:
         return None
     g, layers = parsed
+    if head is not None:
+        if head["up_w"].shape[0] != layers[-2]["w"].shape[0]:
+            raise ValueError(f"its head reads {head['up_w'].shape[0]} channels, g_s's third "
+                             f"layer {layers[-2]['w'].shape[0]}")
+        layers = [*layers[:-2], {"w": head["up_w"], "b": head["up_b"], "scale": None,
+                                 "gamma": head["gamma"][:, :, None, None],
+                                 "beta": head["beta"]},
+                  {"w": head["last_w"], "b": head["last_b"]}]
     bld = _Builder()
     out_name = g.outputs[0]
     scales_input = g.inputs[1] if len(g.inputs) > 1 else None
@@ -496,6 +507,50 @@ def preview_graph(package, k: int) -> bytes | None:
         w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
     block = int(round((w.shape[0] // 3) ** 0.5))
     return build_preview_from_bytes(package.onnx_path("g_s").read_bytes(), 0, w, b, block)
+
+
+FAST_FILE = "fast.npz"  # decoder-side extra of a package: the fast profile's head
+FAST_KEYS = ("up_w", "up_b", "gamma", "beta", "last_w", "last_b")
+
+
+def fast_head(package) -> dict | None:
+    """The fast profile's layers (float32) from a loaded package's `fast.npz` (listed, hence
+    verified, in its manifest's `files`), or None if it has none. Shapes are checked against
+    the package's g_s: a mismatch is a damaged package."""
+    if FAST_FILE not in package.manifest.get("files", {}):
+        return None
+    from .errors import ModelPackageError
+
+    path = package.path / FAST_FILE
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            head = {k: np.ascontiguousarray(z[k], dtype=np.float32) for k in FAST_KEYS}
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise ModelPackageError(f"cannot read {path}: {e}") from e
+    n = head["up_w"].shape[0] if head["up_w"].ndim == 4 else -1  # g_s's N: build checks it
+    w = head["up_b"].shape[0] if head["up_b"].ndim == 1 else -1
+    want = {"up_w": (n, w, 5, 5), "up_b": (w,), "gamma": (w, w), "beta": (w,),
+            "last_w": (w, 3, 5, 5), "last_b": (3,)}
+    bad = [k for k in FAST_KEYS if head[k].shape != want[k]]
+    if w < 1 or bad or not all(np.isfinite(v).all() for v in head.values()):
+        raise ModelPackageError(f"{path} does not fit model {package.name}: "
+                                f"{', '.join(bad) or 'non-finite values'}")
+    return head
+
+
+def fast_graph(package) -> bytes | None:
+    """The fast-profile g_s of a loaded package (its g_s's first layers and its `fast.npz`
+    head, in phase form), or None if it has no fast profile."""
+    head = fast_head(package)
+    if head is None:
+        return None
+    try:
+        return build_from_bytes(package.onnx_path("g_s").read_bytes(), head)
+    except ValueError as e:
+        from .errors import ModelPackageError
+
+        raise ModelPackageError(f"{package.path / FAST_FILE} does not fit model "
+                                f"{package.name}: {e}") from e
 
 
 def build(path) -> bytes | None:

@@ -81,8 +81,8 @@ class Transforms:
         self._lock = threading.Lock()
 
     def session(self, stage: str):
-        """The onnxruntime session of "g_a", "h_a", "g_s" or "preview<k>" (None if the package
-        has no preview head for 1/k)."""
+        """The onnxruntime session of "g_a", "h_a", "g_s", "g_s_fast" (the fast profile) or
+        "preview<k>" (None if the package has no fast profile, or no preview head for 1/k)."""
         with self._lock:
             if stage not in self._sessions:
                 import onnxruntime as ort
@@ -94,14 +94,17 @@ class Transforms:
                 # One input shape per image (see _tiled): the arena is reused as is; a memory
                 # pattern would add a second, equally large, block.
                 opts.enable_mem_pattern = False
-                if stage.startswith("preview"):
-                    from .synthesis_fast import preview_graph
+                if stage.startswith("preview") or stage == "g_s_fast":
+                    from .synthesis_fast import FAST_FILE, PREVIEW_FILE, fast_graph, preview_graph
 
-                    model = preview_graph(self.package, int(stage[7:]))
+                    fast = stage == "g_s_fast"
+                    model = (fast_graph(self.package) if fast
+                             else preview_graph(self.package, int(stage[7:])))
                     if model is None:
                         self._sessions[stage] = None
                         return None
-                    path = self.package.path / "preview.npz"
+                    path = self.package.path / (FAST_FILE if fast else PREVIEW_FILE)
+                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 else:
                     path = self.package.onnx_path(stage)  # decode-only: g_a refused here
                     model = str(path)
@@ -179,17 +182,24 @@ class Transforms:
         return self._run("h_a", np.ascontiguousarray(yg, dtype=np.float32))
 
     def synthesis(self, y_hat: np.ndarray, height: int, width: int,
-                  scales: np.ndarray | None = None) -> np.ndarray:
+                  scales: np.ndarray | None = None, profile: str = "exact") -> np.ndarray:
         """g_s: ŷ [M, h, w] → height×width×3 uint8 (rounded, clipped, cropped), tiled.
 
         scales: float32 [3, N], the level's channel scales of a level-conditioned g_s (the
-        package's decoder_scales(quality)); None for a g_s without them."""
-        extra = self._scales_input("g_s", scales)
+        package's decoder_scales(quality)); None for a g_s without them. profile "fast": the
+        package's lighter g_s (`fast.npz`, synthesis_fast.fast_graph) instead."""
+        stage = "g_s" if profile == "exact" else "g_s_fast"
+        if self.session(stage) is None:
+            raise ModelPackageError(
+                f"model {self.package.name} ({self.package.content_hash[:16]}) has no fast "
+                f"decoder profile (no fast.npz in {self.package.path}): decode with "
+                f'profile="exact"')
+        extra = self._scales_input(stage, scales)
         h, w = y_hat.shape[1:]
         out = np.empty((h * STRIDE, w * STRIDE, 3), dtype=np.uint8)
 
         def run(r0, r1, c0, c1):
-            return self._run("g_s", np.ascontiguousarray(y_hat[:, r0:r1, c0:c1]), extra)
+            return self._run(stage, np.ascontiguousarray(y_hat[:, r0:r1, c0:c1]), extra)
 
         def store(r0, r1, c0, c1, x):  # x: float32 [3, rows, cols] in [0, 1] nominally
             x = np.clip(x * np.float32(255), 0, 255)

@@ -8,8 +8,10 @@ The student (aecodec/train/fast_synthesis.py) keeps the teacher's first two g_s 
 trains a narrower rest on the training crops (../shared/data/train; the last --holdout images
 are never trained on and measure the student: ΔPSNR against the teacher's own g_s on the same
 latents). Writes OUT/state.pt (resumable: student, optimiser, step, data RNG), OUT/report.json
-(steps, steps/s, kMAC/px, the validation history) and OUT/g_s_fast.onnx, every --save-minutes
-and at the end. Kodak is never used here.
+(steps, steps/s, kMAC/px, the validation history), OUT/g_s_fast.onnx (to inspect) and
+OUT/fast.npz (the trained layers, what a package carries), every --save-minutes and at the end.
+`--install PACKAGE` then puts fast.npz into a package (`decompress(..., profile="fast")`).
+Kodak is never used here.
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ def main(argv=None) -> int:
     ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--validate-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--install", type=Path, default=None, metavar="PACKAGE",
+                    help="copy OUT/fast.npz into this package folder and list its digest in "
+                         "the manifest (the model's identity is unchanged), then exit")
     args = ap.parse_args(argv)
+    if args.install:
+        return install(args.out / "fast.npz", args.install)
 
     import numpy as np
     import torch
@@ -108,6 +115,7 @@ def main(argv=None) -> int:
                   "crop": args.crop, "holdout_images": args.holdout, "history": history}
         report_path.write_text(json.dumps(report, indent=1) + "\n")
         export(student, model, args.out / "g_s_fast.onnx")
+        np.savez(args.out / "fast.npz", **fs.head_arrays(student))
 
     t0 = last_save = time.monotonic()
     start_step = step
@@ -135,6 +143,26 @@ def main(argv=None) -> int:
         history.append({"step": step, **fs.validate(model, student, val_x, val_t)})
     save((step - start_step) / max(time.monotonic() - t0, 1e-9))
     print(json.dumps({"step": step, **history[-1]}))
+    return 0
+
+
+def install(head: Path, folder: Path) -> int:
+    """fast.npz into a package: a decoder-side extra, covered by its digest in `files`."""
+    import shutil
+
+    from aecodec import model_package
+    from aecodec.synthesis_fast import FAST_FILE
+
+    if not head.is_file():
+        raise SystemExit(f"{head} does not exist: train first")
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    shutil.copyfile(head, folder / FAST_FILE)
+    manifest["files"][FAST_FILE] = model_package.file_digest(folder / FAST_FILE)
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    model_package.verify(folder, manifest)
+    print(f"installed {folder / FAST_FILE} ({(folder / FAST_FILE).stat().st_size:,} bytes)")
     return 0
 
 

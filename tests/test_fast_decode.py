@@ -191,3 +191,74 @@ def test_in_place_dequantization_equals_the_core(aec):
     released = decoder.synthesize(eng, lat, h, w, release=True)
     assert lat.s is None and lat.mu is None
     assert np.array_equal(released, decoder.synthesize(eng, keep, h, w))
+
+
+QUALITY = 60  # the `aec` fixture's
+
+
+def _with_fast_head(tmp_path, head: dict) -> Path:
+    """A copy of the default package with `head` as its fast.npz, digest in the manifest."""
+    import shutil
+
+    src = model_package.find(model_package.DEFAULT_MODEL, model_package.DEFAULT_HASH)
+    dst = tmp_path / "models" / src.name
+    shutil.copytree(src, dst)
+    np.savez(dst / synthesis_fast.FAST_FILE, **head)
+    man = json.loads((dst / "manifest.json").read_text())
+    man["files"][synthesis_fast.FAST_FILE] = model_package.file_digest(dst / "fast.npz")
+    (dst / "manifest.json").write_text(json.dumps(man))
+    return dst
+
+
+def _teacher_head(quality: float) -> dict:
+    """The default g_s's own last two layers as a fast head, its level scale at `quality`
+    folded into the last layer: the fast profile then computes what g_s does at that quality."""
+    pkg = model_package.load(model_package.DEFAULT_MODEL, model_package.DEFAULT_HASH)
+    _, layers = synthesis_fast._parse(pkg.onnx_path("g_s").read_bytes())
+    big, last = layers[-2], layers[-1]
+    s = pkg.decoder_scales(quality)[big["scale"]]
+    n = big["beta"].shape[0]
+    return {"up_w": big["w"], "up_b": big["b"], "gamma": big["gamma"].reshape(n, n),
+            "beta": big["beta"], "last_w": last["w"] * s[:, None, None, None],
+            "last_b": last["b"]}
+
+
+def test_fast_profile_runs_the_package_head(tmp_path, aec):
+    folder = _with_fast_head(tmp_path, _teacher_head(QUALITY))
+    c = aecodec.Codec(model_path=[folder.parent])
+    assert c._engine(model_package.DEFAULT_MODEL, model_package.DEFAULT_HASH).package.path == (
+        folder)
+    exact = np.asarray(c.decompress(aec), dtype=int)
+    fast = np.asarray(c.decompress(aec, profile="fast"), dtype=int)
+    assert np.abs(fast - exact).max() <= 1  # the same layers: the same image up to rounding
+    head = _teacher_head(QUALITY)
+    head["last_w"] = head["last_w"] * 0.5  # a different head gives a different image
+    c2 = aecodec.Codec(model_path=[_with_fast_head(tmp_path / "b", head).parent])
+    assert np.abs(np.asarray(c2.decompress(aec, profile="fast"), dtype=int) - exact).max() > 10
+
+
+def test_fast_profile_is_refused_clearly(tmp_path, aec):
+    with pytest.raises(aecodec.ModelPackageError, match="no fast decoder profile"):
+        aecodec.Codec().decompress(aec, profile="fast")
+    with pytest.raises(ValueError, match='profile must be "exact" or "fast"'):
+        aecodec.Codec().decompress(aec, profile="quick")
+    head = _teacher_head(QUALITY)
+    head["gamma"] = head["gamma"][:-1]  # the wrong shape: a damaged extra, named
+    c = aecodec.Codec(model_path=[_with_fast_head(tmp_path, head).parent])
+    with pytest.raises(aecodec.ModelPackageError, match="fast.npz does not fit"):
+        c.decompress(aec, profile="fast")
+
+
+def test_cli_fast(tmp_path, aec):
+    import os
+
+    folder = _with_fast_head(tmp_path, _teacher_head(30))
+    src = tmp_path / "a.aec"
+    src.write_bytes(aec)
+    env = {**os.environ, "AECODEC_MODEL_PATH": str(folder.parent)}
+    r = subprocess.run([sys.executable, "-m", "aecodec", "decompress", str(src), "--fast", "-o",
+                        str(tmp_path / "a.png")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    want = aecodec.Codec(model_path=[folder.parent]).decompress(aec, profile="fast")
+    with Image.open(tmp_path / "a.png") as im:
+        assert np.array_equal(np.asarray(im), np.asarray(want))

@@ -150,3 +150,15 @@ def learning_rate(step: int, steps: int, lr: float, final: float) -> float:
     """Cosine from lr to final over `steps`."""
     c = min(step / max(steps, 1), 1.0)
     return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * c))
+
+
+@torch.no_grad()
+def head_arrays(student: FastSynthesis) -> dict:
+    """The trained layers as a package's `fast.npz` holds them (float32, the IGDN's effective
+    gamma and beta; docs/model-package.md)."""
+    def f32(t: torch.Tensor):
+        return t.detach().cpu().float().numpy()
+
+    return {"up_w": f32(student.up.weight), "up_b": f32(student.up.bias),
+            "gamma": f32(student.igdn.gamma()), "beta": f32(student.igdn.beta()),
+            "last_w": f32(student.last.weight), "last_b": f32(student.last.bias)}
