@@ -188,6 +188,10 @@ def decoders_child(spec: dict) -> dict:
            "phase": lambda: codecs["phase"].decode(data)}
     for k in (2, 4, 8):
         ops[f"scale {k}"] = lambda k=k: codecs["phase"].decode(data, scale=k)
+    if codecs["phase"]._engine().transforms.session("g_s_fast") is not None:
+        ops["fast"] = lambda: codecs["phase"].decode(data, profile="fast")
+        out["psnr_vs_source"]["fast"] = _psnr(
+            np.asarray(codecs["phase"].decompress(data, profile="fast")), rgb)
     ops["thumbnail 256"] = lambda: thumb(False)
     ops["draft + thumbnail 256"] = lambda: thumb(True)
     aecodec.pillow_plugin.shared_codec()  # the plugin's codec: sessions made before timing
@@ -228,14 +232,17 @@ def decoders_markdown(res: dict) -> list:
              "scale k = the preview decode (no g_s); thumbnail = Pillow's thumbnail((256, 256)) "
              "(its draft picks the largest k keeping ≥ 512 px), draft + thumbnail = after "
              "draft(\"RGB\", (256, 256)). PSNR of the preview against Image.reduce(k) of the full "
-             "decode.", "",
-             "| image | reference | phase | speed-up | ΔPSNR phase−reference (dB) | scale 2 | "
+             "decode. fast = profile=\"fast\" (the package's fast.npz; – without one), its "
+             "speed-up against the reference and its PSNR against the source less the phase "
+             "decoder's.", "",
+             "| image | reference | phase | speed-up | ΔPSNR phase−reference (dB) | fast | "
+             "fast speed-up | ΔPSNR fast−phase (dB) | scale 2 | "
              "scale 4 | scale 8 | preview PSNR 2 / 4 / 8 (dB) | thumbnail 256 | draft + "
              "thumbnail 256 | h_s + entropy decoding |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         if "error" in r:
-            lines.append(f"| {name} | {r['error']} |" + " |" * 10)
+            lines.append(f"| {name} | {r['error']} |" + " |" * 13)
             continue
         m, st = r["median_s"], r.get("stages_s", {}).get("phase", {})
         dpsnr = r["psnr_vs_source"]["phase"] - r["psnr_vs_source"]["reference"]
@@ -243,9 +250,14 @@ def decoders_markdown(res: dict) -> list:
                         if k in r["preview_psnr"]) or " / ".join(
             f"{v:.1f}" for v in r["preview_psnr"].values())
         hs = st.get("hyper_synthesis", 0) + st.get("entropy_decode", 0)
+        fast = "– | – | –"
+        if "fast" in m:
+            fast = (f"{_ms_col(m['fast'])} | {m['reference'] / m['fast']:.2f}× | "
+                    f"{r['psnr_vs_source']['fast'] - r['psnr_vs_source']['phase']:+.2f}")
         lines.append(
             f"| {name} | {_ms_col(m['reference'])} | {_ms_col(m['phase'])} | "
-            f"{m['reference'] / m['phase']:.2f}× | {dpsnr:+.3f} | {_ms_col(m['scale 2'])} | "
+            f"{m['reference'] / m['phase']:.2f}× | {dpsnr:+.3f} | {fast} | "
+            f"{_ms_col(m['scale 2'])} | "
             f"{_ms_col(m['scale 4'])} | {_ms_col(m['scale 8'])} | {pp} | "
             f"{_ms_col(m['thumbnail 256'])} | {_ms_col(m['draft + thumbnail 256'])} | "
             f"{_ms_col(hs)} |")
