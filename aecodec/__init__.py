@@ -51,10 +51,12 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
         exif=exif, xmp=xmp, refine=refine, effort=effort)
 
 
-def decompress(data_or_path, *, device: str = "cpu", threads: int = 0):
+def decompress(data_or_path, *, device: str = "cpu", threads: int = 0, scale: int = 1,
+               profile: str = "exact"):
     """Decode .aec bytes, a path or a binary file to a PIL image (RGB, L, RGBA or LA, as
-    encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad input."""
-    return shared(None, device, threads).decompress(data_or_path)
+    encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad input.
+    scale 2, 4, 8: a preview; profile "fast": the model's fast decoder (Codec.decode)."""
+    return shared(None, device, threads).decompress(data_or_path, scale=scale, profile=profile)
 
 
 __all__ = [
