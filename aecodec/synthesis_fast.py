@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelPackageError
+
 # ---------------------------------------------------------------------------------------------
 # minimal protobuf wire format (ONNX's ModelProto subset)
 
@@ -519,8 +521,6 @@ def fast_head(package) -> dict | None:
     the package's g_s: a mismatch is a damaged package."""
     if FAST_FILE not in package.manifest.get("files", {}):
         return None
-    from .errors import ModelPackageError
-
     path = package.path / FAST_FILE
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -547,8 +547,6 @@ def fast_graph(package) -> bytes | None:
     try:
         return build_from_bytes(package.onnx_path("g_s").read_bytes(), head)
     except ValueError as e:
-        from .errors import ModelPackageError
-
         raise ModelPackageError(f"{package.path / FAST_FILE} does not fit model "
                                 f"{package.name}: {e}") from e
 

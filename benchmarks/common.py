@@ -463,6 +463,31 @@ def run_header(command: str, started: datetime.datetime, git: dict, machine: dic
     )
 
 
+def run_json_child(cmd: List[str], timeout: float) -> dict:
+    """Run a benchmark's child process; its result is the last line of stdout that starts
+    with "{" (a JSON object), or {"error": why} if it timed out, failed or printed none."""
+    import json
+    import subprocess
+
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        err = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"child failed (exit {p.returncode}): {err}"}
+    return json.loads(lines[-1])
+
+
+def save_report(out: Path, stem: str, res: dict, markdown) -> str:
+    """Write res to OUT/STEM.json and markdown(res) to OUT/STEM.md; return the markdown."""
+    write_json(out / f"{stem}.json", res)
+    text = markdown(res)
+    write_text(out / f"{stem}.md", text)
+    return text
+
+
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 

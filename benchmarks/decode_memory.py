@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,14 +61,9 @@ def measure(size: int, quality: float, threads: int, tmp: Path, timeout: float) 
     path.write_bytes(data)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path),
            "--threads", str(threads)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"decode timed out after {timeout:.0f} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
-    r = json.loads(lines[-1])
+    r = common.run_json_child(cmd, timeout)
+    if "error" in r:
+        return {"error": f"decode: {r['error']}"}
     if r["size"] != [width, height]:
         return {"error": f"decoded size {r['size']} != {[width, height]}"}
     return {"width": width, "height": height, "bytes": len(data),
@@ -125,10 +119,7 @@ def main(argv=None) -> int:
     res = {"benchmark": "decode_memory", "command": cmd, "threads": args.threads,
            "quality": args.quality, "machine": machine, "git": git, "results": results,
            "header": common.run_header(cmd, started, git, machine, time.perf_counter() - t0)}
-    common.write_json(args.out / "decode-memory.json", res)
-    text = markdown(res)
-    common.write_text(args.out / "decode-memory.md", text)
-    print(text)
+    print(common.save_report(args.out, "decode-memory", res, markdown))
     return 0
 
 

@@ -122,10 +122,7 @@ def main(argv=None) -> int:
            "threads": args.threads, "repeat": args.repeat, "images": len(images), "rows": rows,
            "machine": machine, "git": git,
            "header": common.run_header(cmd, started, git, machine, time.perf_counter() - t0)}
-    common.write_json(args.out / "fast-profile.json", res)
-    text = markdown(res)
-    common.write_text(args.out / "fast-profile.md", text)
-    print(text)
+    print(common.save_report(args.out, "fast-profile", res, markdown))
     return 0
 
 

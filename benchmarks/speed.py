@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -266,15 +265,7 @@ def decoders_markdown(res: dict) -> list:
 
 def run_child(spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        err = (p.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": f"child failed (exit {p.returncode}): {err}"}
-    return json.loads(lines[-1])
+    return common.run_json_child(cmd, timeout)
 
 
 # ---------------------------------------------------------------------------------------------

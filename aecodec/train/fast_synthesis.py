@@ -20,6 +20,7 @@ writes them, at random continuous levels.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -66,8 +67,6 @@ class FastSynthesis(nn.Module):
 
 
 def _frozen_copy(m: nn.Module) -> nn.Module:
-    import copy
-
     c = copy.deepcopy(m)
     for p in c.parameters():
         p.requires_grad_(False)
