@@ -35,7 +35,8 @@ __version__ = "0.1.0"
 def compress(img, quality: float | None = None, *, bpp: float | None = None,
              psnr: float | None = None, device: str = "cpu", model: str | None = None,
              threads: int = 0, metadata: bool = True, icc_profile=None, exif=None,
-             xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT) -> bytes:
+             xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
+             preview: bool | None = None) -> bytes:
     """Encode a PIL image, a uint8 numpy array (H×W, H×W×2/3/4) or an image path to .aec bytes.
 
     quality: 0–100, higher is better (default 75); or bpp: target bits per pixel (the highest
@@ -44,11 +45,12 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
     metadata=False; icc_profile/exif/xmp replace them. effort 1–5 (README, "Encoder effort"):
     1–3 code 1, 2 or 8 orientations of the image and keep the best file; 4 and 5 (need torch)
     then fit its latents to this image by 12 or 40 gradient steps (~8 % smaller files, seconds
-    an image); refine=N does that with N steps. Uses a shared Codec per (model, device,
+    an image); refine=N does that with N steps. preview: embed a 1/8-size preview for fast
+    thumbnails (default: images of 4 MP or more). Uses a shared Codec per (model, device,
     threads)."""
     return shared(model, device, threads).compress(
         img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
-        exif=exif, xmp=xmp, refine=refine, effort=effort)
+        exif=exif, xmp=xmp, refine=refine, effort=effort, preview=preview)
 
 
 def decompress(data_or_path, *, device: str = "cpu", threads: int = 0, scale: int = 1,

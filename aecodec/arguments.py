@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from .rate_control import EFFORT_ORIENTATIONS
 
 MAX_REFINE = 10000
@@ -74,6 +76,13 @@ def target(quality_: float | None, bpp: float | None,
     return (None if quality_ is None else quality(quality_),
             None if bpp is None else positive("bpp", bpp),
             None if psnr is None else positive("psnr", psnr))
+
+
+def preview(v) -> bool | None:
+    """Embed a preview: True, False or None (automatic: large images only)."""
+    if v is not None and not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"preview must be True, False or None (automatic), got {v!r}")
+    return None if v is None else bool(v)
 
 
 PROFILES = ("exact", "fast")

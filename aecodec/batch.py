@@ -150,7 +150,8 @@ class _Worker:
                 im.load()
                 out = self.codec.encode(im, **self.job["target"],
                                         metadata=not self.job["strip"],
-                                        effort=self.job["effort"]).data
+                                        effort=self.job["effort"],
+                                        preview=self.job.get("preview")).data
         else:  # exactly what `aecodec decompress` does
             out = image_bytes(self.codec.decode(data).image, self.job["format"])
         write_atomic(dst, out, force=True)
@@ -461,22 +462,24 @@ def _target(quality, bpp, psnr) -> dict:
 
 def compress_folder(inputs, output, *, quality: float | None = None, bpp: float | None = None,
                     psnr: float | None = None, effort: int = 1, model: str | None = None,
-                    strip: bool = False, workers: int | None = None, cpus_per_worker: float = 1,
+                    strip: bool = False, preview: bool | None = None,
+                    workers: int | None = None, cpus_per_worker: float = 1,
                     gpus_per_worker: float = 0, threads: int | None = None,
                     address: str | None = None, force: bool = False, manifest=None,
                     quiet: bool = False, timeout: float | None = None) -> Report:
     """Compress images (folders searched recursively, or files) to .aec files under output.
 
-    quality / bpp / psnr / effort / model / strip: as `aecodec compress` (the files are the
-    same bytes). workers: actors (default: the cluster's CPUs / cpus_per_worker, or its GPUs /
-    gpus_per_worker); gpus_per_worker > 0 codes on CUDA (onnxruntime-gpu on the workers);
+    quality / bpp / psnr / effort / model / strip / preview: as `aecodec compress` (the files
+    are the same bytes). workers: actors (default: the cluster's CPUs / cpus_per_worker, or
+    its GPUs / gpus_per_worker); gpus_per_worker > 0 codes on CUDA (onnxruntime-gpu on the workers);
     threads: per worker (default cpus_per_worker). address: a Ray cluster to join (default:
     an already initialised Ray, else a local one on the loopback interface, stopped after).
     force: redo outputs that are already there. timeout: seconds, after which the images not
     done are reported as failures (a re-run resumes). Returns a Report; the manifest of
     failures is written to output/aecodec-failures.json (or manifest)."""
     job = {"target": _target(quality, bpp, psnr), "effort": _checked(arguments.effort, effort),
-           "model": model, "strip": bool(strip), "force": bool(force)}
+           "model": model, "strip": bool(strip), "force": bool(force),
+           "preview": _checked(arguments.preview, preview)}
     if threads:
         job["threads"] = _checked(arguments.threads, threads)
     return run_job("compress", inputs, output, job=job, workers=workers,
@@ -572,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compress":
             report = compress_folder(args.inputs, args.output, quality=args.quality,
                                      bpp=args.bpp, psnr=args.psnr, effort=args.effort,
-                                     model=args.model, strip=args.strip, **common)
+                                     model=args.model, strip=args.strip,
+                                     preview=args.preview, **common)
         else:
             report = decompress_folder(args.inputs, args.output, format=args.format, **common)
     except BatchError as e:

@@ -45,6 +45,10 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--model", default=None,
                    help="model package name or folder (default: the shipped default model)")
     c.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP")
+    c.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                   help="embed the image at 1/8 of its size (~1-3 %% of the file) for fast "
+                        "thumbnails (decompress --scale 1/8, Pillow's draft); default: for "
+                        "images of 4 MP or more")
     c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
                    metavar="{1..5}",
                    help="encoder effort: 1-3 code 1, 2 or all 8 orientations of the image and "
@@ -314,7 +318,8 @@ def cmd_compress(args) -> int:
             im.load()
             out = codec.encode(im, **{k: v for k, v in target.items() if v is not None},
                                metadata=not args.strip, refine=args.refine,
-                               effort=args.effort, progress=progress).data
+                               effort=args.effort, progress=progress,
+                               preview=args.preview).data
         write_atomic(dst, out, args.force)
 
     return run_batch(pairs, work, args.quiet, args.force)
@@ -404,6 +409,7 @@ def cmd_decompress(args) -> int:
 def describe_file(data: bytes, name: str) -> dict:
     """Everything `aecodec info` shows, as a dict."""
     from . import container, model_package
+    from .geometry import PREVIEW_SCALE, reduced_size
 
     f = container.parse(data)
     h = f.header
@@ -436,6 +442,9 @@ def describe_file(data: bytes, name: str) -> dict:
         "slices": h.n_slices, "slice_rows": h.slice_rows,
         "z_stream_bytes": len(f.z_stream), "y_stream_bytes": sum(len(s) for s in f.y_streams),
         "alpha_bytes": len(f.alpha) if f.alpha is not None else None,
+        "preview_bytes": len(f.preview) if f.preview is not None else None,
+        "preview_size": (list(reduced_size(h.width, h.height, PREVIEW_SCALE))
+                         if f.preview is not None else None),
         "metadata_bytes": meta, "icc_description": icc_desc, "skipped_chunks": f.skipped,
     }
 
@@ -453,6 +462,8 @@ def _format_info(d: dict) -> str:
     m, yh, yw = d["latent_shape"]
     z_shape = "x".join(str(v or "?") for v in d["hyper_latent_shape"])  # channels None: no model
     alpha = "none" if d["alpha_bytes"] is None else f"PNG, {d['alpha_bytes']:,} bytes"
+    preview = ("none" if d["preview_bytes"] is None else
+               f"{'x'.join(map(str, d['preview_size']))}, {d['preview_bytes']:,} bytes")
     lines = [
         f"{d['file']}: aecodec image, format {d['format_version']}",
         f"  size:      {d['width']}x{d['height']} {d['mode']}",
@@ -465,6 +476,7 @@ def _format_info(d: dict) -> str:
         f"({d['y_stream_bytes']:,} bytes), z {z_shape} "
         f"({d['z_stream_bytes']:,} bytes)",
         f"  alpha:     {alpha}",
+        f"  preview:   {preview}",
         f"  metadata:  {meta}",
     ]
     if d["skipped_chunks"]:

@@ -26,7 +26,7 @@ from PIL import Image
 from . import arguments, container, model_package, rate_control
 from .container import Header
 from .decoder import decode_image, decode_symbols
-from .encoder import STAGES, ImageEncoder, Refiner, encode_image
+from .encoder import STAGES, ImageEncoder, Refiner, encode_image, wants_preview
 from .engine import Engine, Latents
 from .images import Prepared, orient, prepare, read_input, with_metadata
 from .rate_control import DEFAULT_EFFORT
@@ -140,16 +140,18 @@ class Codec:
     def compress(self, img, quality: float | None = None, *, bpp: float | None = None,
                  psnr: float | None = None, metadata: bool = True, icc_profile=None,
                  exif=None, xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
-                 progress: Callable[[int, int], None] | None = None) -> bytes:
+                 progress: Callable[[int, int], None] | None = None,
+                 preview: bool | None = None) -> bytes:
         """Encode an image (PIL image, uint8 array or path) to .aec bytes (see `encode`)."""
         return self.encode(img, quality, bpp=bpp, psnr=psnr, metadata=metadata,
                            icc_profile=icc_profile, exif=exif, xmp=xmp, refine=refine,
-                           effort=effort, progress=progress).data
+                           effort=effort, progress=progress, preview=preview).data
 
     def encode(self, img, quality: float | None = None, *, bpp: float | None = None,
                psnr: float | None = None, metadata: bool = True, icc_profile=None,
                exif=None, xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
-               progress: Callable[[int, int], None] | None = None) -> EncodeResult:
+               progress: Callable[[int, int], None] | None = None,
+               preview: bool | None = None) -> EncodeResult:
         """Encode an image (PIL image, uint8 array or path): the file and its figures.
 
         Give at most one of quality (0–100, higher is better, default 75), bpp (target bits per
@@ -164,9 +166,14 @@ class Codec:
         (aecodec.train.refine): 4 as effort 2 plus 12 steps (fewer above 6.7 MP), 5 as effort 3
         plus 40; the refined file is kept only if it is the better one (and meets the target).
         refine=N (needs torch) refines by N steps at any effort. progress is called as
-        (steps done, steps) while refining."""
+        (steps done, steps) while refining.
+
+        preview: embed the image at 1/8 of its size, coded at the same quality (~1–3 % of the
+        file), so that a thumbnail (decode(scale=8), Pillow's draft) skips the full-size
+        decode; None (default): for images of 4 MP or more (encoder.PREVIEW_MIN_PIXELS)."""
         quality, bpp, psnr = arguments.target(quality, bpp, psnr)
         refine, effort = arguments.refine(refine), arguments.effort(effort)
+        preview = arguments.preview(preview)
         t0 = time.perf_counter()
         timings = Timings.fromkeys(STAGES, 0.0)
         with timings.stage("prepare"):
@@ -177,7 +184,8 @@ class Codec:
         steps = refine or rate_control.refine_steps(effort, w * h)
         refiner = Refiner(steps, self.threads, self.device,
                           progress or self.refine_progress) if steps else None
-        enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, timings, refiner)
+        enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, timings, refiner,
+                           wants_preview(preview, w, h))
         q = DEFAULT_QUALITY if quality is None else quality
         data, q, t = encode_image(enc, q, bpp, psnr, effort)
         timings["total"] = time.perf_counter() - t0
@@ -190,7 +198,7 @@ class Codec:
     def decompress(self, data_or_path, *, scale: int = 1,
                    profile: str = "exact") -> Image.Image:
         """Decode .aec bytes (or a path / binary file) to a PIL image (mode as recorded).
-        scale 2, 4 or 8: a preview of ceil(size / scale) from the model's preview head.
+        scale 2, 4 or 8: a preview of ceil(size / scale) (see `decode`).
         profile "fast": the model's lighter synthesis (see `decode`)."""
         return self.decode(data_or_path, scale=scale, profile=profile).image
 
@@ -200,7 +208,9 @@ class Codec:
         scale 2, 4 or 8 decodes a preview of ceil(width / scale) × ceil(height / scale): the
         same symbols and exact hyper-synthesis, then the model's preview head (a learned
         convolution of the latents, docs/model-package.md) instead of g_s; for a model without
-        one, the full image reduced by `scale`.
+        one, the full image reduced by `scale`. scale 8 of a file that embeds a preview (large
+        images, see `encode`) decodes that instead (with the fast profile where the model has
+        one): a fraction of the work.
 
         profile "fast" runs the model's fast decoder profile (a lighter g_s distilled from its
         own, `fast.npz`; the same symbols, slightly different pixels) instead of its g_s; a

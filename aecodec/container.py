@@ -50,6 +50,7 @@ MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 T_HEAD, T_ZSTR, T_YSTR, T_ALPH, T_DONE = b"HEAD", b"ZSTR", b"YSTR", b"ALPH", b"DONE"
 T_ICC, T_EXIF, T_XMP = b"iccp", b"exif", b"xmpd"
+T_PREVIEW = b"prvw"  # optional: an embedded preview, itself a whole .aec file (docs/format.md)
 METADATA_TYPES = {T_ICC: "icc_profile", T_EXIF: "exif", T_XMP: "xmp"}
 STREAM_TYPES = (T_ZSTR, T_YSTR, T_ALPH, T_DONE)  # a header-only read stops at the first
 ALPHA_PNG = 0  # ALPH method byte: the alpha plane as a PNG datastream (8-bit greyscale)
@@ -241,6 +242,7 @@ class AecFile:
     y_streams: list = field(default_factory=list)  # one bytes object per slice
     alpha: bytes | None = None  # PNG datastream of the alpha plane (8-bit greyscale, W×H)
     metadata: dict = field(default_factory=dict)  # "icc_profile" / "exif" / "xmp" -> bytes
+    preview: bytes | None = None  # an embedded .aec file of the image at 1/8 of its size
     skipped: list = field(default_factory=list)  # types of unknown optional chunks skipped
 
     def to_bytes(self) -> bytes:
@@ -262,6 +264,8 @@ class AecFile:
         _append_chunk(out, T_ZSTR, self.z_stream)
         for s in self.y_streams:
             _append_chunk(out, T_YSTR, s)
+        if self.preview is not None:  # last: a reader of the header never reads past it
+            _append_chunk(out, T_PREVIEW, self.preview)
         _append_chunk(out, T_DONE, b"", checked=True)
         return bytes(out)
 
@@ -416,6 +420,10 @@ def parse(data: bytes) -> AecFile:
             _set_alpha(f, payload)
         elif ctype in METADATA_TYPES:
             f.metadata[METADATA_TYPES[ctype]] = payload
+        elif ctype == T_PREVIEW:
+            if f.preview is not None:
+                raise CorruptFileError("damaged .aec file: two prvw (preview) chunks")
+            f.preview = payload
         else:
             _unknown(ctype, f.skipped)
     if not done:

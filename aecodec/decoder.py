@@ -12,10 +12,11 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from . import images
+from . import container, images
 from .container import AecFile
 from .engine import Engine, Latents, core, z_index
-from .errors import CorruptFileError
+from .errors import CorruptFileError, FormatError
+from .geometry import PREVIEW_SCALE, reduced_size
 from .results import Timings
 
 # fn, items -> [fn(item) for item in items], possibly on a thread pool (Codec._map)
@@ -105,8 +106,11 @@ def preview(eng: Engine, lat: Latents, height: int, width: int, k: int) -> np.nd
 def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
                  timings: Timings, scale: int = 1, profile: str = "exact") -> Image.Image:
     """The image of a parsed file, in its recorded mode, orientation undone, metadata in info;
-    scale k > 1: a preview at ceil(size / k) (see `preview`); profile: of the full synthesis."""
+    scale k > 1: a preview at ceil(size / k) (see `preview`; at PREVIEW_SCALE the file's
+    embedded preview when it has one); profile: of the full synthesis."""
     hd = f.header
+    if scale == PREVIEW_SCALE and f.preview is not None:
+        return embedded_preview(eng, f, threads, map_fn, timings)
     lat = decode_symbols(eng, f, threads, map_fn, timings)
     with timings.stage("synthesis"):
         cw, ch = hd.coded_size
@@ -121,3 +125,29 @@ def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
         alpha = alpha.reduce(scale)
     return images.to_image(rgb, hd.mode, alpha, f.metadata)
 
+
+
+def embedded_preview(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
+                     timings: Timings) -> Image.Image:
+    """The image of a file's prvw chunk: a whole .aec file of the image at 1/PREVIEW_SCALE, with
+    the same mode and model and no preview of its own (docs/format.md), decoded with the fast
+    profile where the model has one (a preview is approximate by nature); the metadata are the
+    file's."""
+    hd = f.header
+    try:
+        with timings.stage("container"):
+            p = container.parse(f.preview)
+    except FormatError as e:
+        raise CorruptFileError(f"damaged .aec file: its embedded preview is not valid ({e})") from e
+    ph = p.header
+    if (p.preview is not None or (ph.width, ph.height) != reduced_size(
+            hd.width, hd.height, PREVIEW_SCALE) or ph.mode != hd.mode
+            or (ph.model_name, ph.model_hash) != (hd.model_name, hd.model_hash)):
+        raise CorruptFileError(
+            "damaged .aec file: its embedded preview does not fit the image (a preview is "
+            f"{'x'.join(map(str, reduced_size(hd.width, hd.height, PREVIEW_SCALE)))} "
+            f"{hd.mode}, coded with the image's model, without a preview of its own)")
+    profile = "fast" if eng.transforms.has_profile("fast") else "exact"
+    im = decode_image(eng, p, threads, map_fn, timings, 1, profile)
+    im.info.update(f.metadata)
+    return im

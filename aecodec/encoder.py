@@ -19,7 +19,8 @@ from .container import HASH_LEN, AecFile, Header
 from .decoder import MapFn, synthesize
 from .engine import Engine, Latents, core, z_index
 from .errors import AecError
-from .images import Prepared, encode_alpha, orient
+from .geometry import PREVIEW_SCALE
+from .images import Prepared, encode_alpha, orient, reduced
 from .results import Timings
 
 # rANS lanes per stream: every lane ends with a 4-byte state (~3 bytes of it overhead). On a Kodak
@@ -29,7 +30,12 @@ Y_LANES = 2
 Z_LANES = 1
 # Stages an encode reports even when they took no time (benchmarks/speed.py reads them).
 STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "quantize", "entropy_encode",
-          "synthesis", "container")
+          "synthesis", "container", "preview")
+# Images of at least this many pixels embed a preview by default (preview=None): below it, the
+# draft decode (exact h_s on the full latents, then the preview head) already takes ≤ ~0.2 s on
+# 2 cores; above it, h_s alone grows to 0.6 s at 12 MP while the embedded preview decodes in
+# ~0.1 s, for ~1–3 % more bytes (docs/format.md, "prvw").
+PREVIEW_MIN_PIXELS = 4_000_000
 
 
 @dataclass
@@ -79,9 +85,10 @@ def quantize(eng: Engine, y: np.ndarray, quality: float, threads: int, timings: 
 
 
 def write(eng: Engine, lat: Latents, p: Prepared, alpha: bytes | None, orientation: int,
-          slice_symbols: int, map_fn: MapFn, timings: Timings) -> bytes:
+          slice_symbols: int, map_fn: MapFn, timings: Timings,
+          preview: bytes | None = None) -> bytes:
     """The .aec file of quantized latents: ẑ on one stream, s in slices of latent rows (coded
-    in parallel through map_fn), then the container."""
+    in parallel through map_fn), then the container (with an embedded preview file)."""
     pkg = eng.package
     with timings.stage("entropy_encode"):
         m, h, w = lat.s.shape
@@ -99,7 +106,8 @@ def write(eng: Engine, lat: Latents, p: Prepared, alpha: bytes | None, orientati
 
         y_streams = map_fn(code_slice, header.slice_bounds())
     with timings.stage("container"):
-        return AecFile(header, z_stream, y_streams, alpha, dict(p.metadata)).to_bytes()
+        return AecFile(header, z_stream, y_streams, alpha, dict(p.metadata),
+                       preview).to_bytes()
 
 
 class ImageEncoder:
@@ -109,10 +117,16 @@ class ImageEncoder:
     per orientation when g_a does not depend on the quality."""
 
     def __init__(self, eng: Engine, p: Prepared, threads: int, slice_symbols: int,
-                 map_fn: MapFn, timings: Timings, refine: Refiner | None = None):
+                 map_fn: MapFn, timings: Timings, refine: Refiner | None = None,
+                 preview: bool = False):
         self.eng, self.p, self.threads = eng, p, threads
         self.slice_symbols, self.map_fn, self.timings = slice_symbols, map_fn, timings
         self.refine = refine
+        # The embedded preview's own encoder (the image reduced by PREVIEW_SCALE, coded at the
+        # same quality as the image, orientation 0) and its last file, by quality.
+        self._preview = ImageEncoder(eng, reduced(p, PREVIEW_SCALE), threads, slice_symbols,
+                                     map_fn, Timings()) if preview else None
+        self._preview_file: dict = {}
         self.alpha = encode_alpha(p.alpha) if p.alpha is not None else None
         self._level_conditioned = eng.package.encoder_scales(0) is not None
         self._views: dict = {}
@@ -153,7 +167,17 @@ class ImageEncoder:
 
     def file(self, q: float, t: int = 0, refined: bool = False) -> bytes:
         return write(self.eng, self.latents(q, t, refined), self.p, self.alpha, t,
-                     self.slice_symbols, self.map_fn, self.timings)
+                     self.slice_symbols, self.map_fn, self.timings, self.preview_file(q))
+
+    def preview_file(self, q: float) -> bytes | None:
+        """The embedded preview's .aec file at quality q (None without a preview): part of
+        every candidate file, so a bpp target counts its bytes."""
+        if self._preview is None:
+            return None
+        if q not in self._preview_file:
+            with self.timings.stage("preview"):
+                self._preview_file = {q: self._preview.file(q)}
+        return self._preview_file[q]
 
     def sse(self, q: float, t: int = 0, refined: bool = False) -> float:
         """Sum of squared errors (0–255) of the decoder's reconstruction at (q, t)."""
@@ -161,6 +185,12 @@ class ImageEncoder:
         with self.timings.stage("synthesis"):
             rgb = synthesize(self.eng, lat, x.shape[0], x.shape[1])
         return rate_control.sse(rgb, x)
+
+
+def wants_preview(preview: bool | None, width: int, height: int) -> bool:
+    """Whether a file embeds a preview: as asked, or (None) for images of PREVIEW_MIN_PIXELS
+    or more."""
+    return preview if preview is not None else width * height >= PREVIEW_MIN_PIXELS
 
 
 def encode_image(enc: ImageEncoder, quality: float, bpp: float | None, psnr: float | None,

@@ -12,6 +12,16 @@ HYPER_STRIDE = 4  # latents per hyper-latent (h_a, h_s: two stride-2 (transposed
 PAD = STRIDE * HYPER_STRIDE  # images are padded (edge replication) to a multiple of this
 
 
+# An embedded preview (the file's prvw chunk) is the image at 1/PREVIEW_SCALE of its size: the
+# smallest of the draft scales (as JPEG's 1/8 DCT scaling), the one a thumbnail asks for.
+PREVIEW_SCALE = 8
+
+
+def reduced_size(width: int, height: int, k: int) -> tuple[int, int]:
+    """(width, height) of an image reduced by k: ceil(width / k) × ceil(height / k)."""
+    return -(-width // k), -(-height // k)
+
+
 def padded(n: int) -> int:
     """A side of n pixels padded to a multiple of PAD."""
     return -(-n // PAD) * PAD

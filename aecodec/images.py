@@ -130,6 +130,15 @@ def _prepare_pil(im: Image.Image, metadata: bool = True) -> Prepared:
     return p
 
 
+def reduced(p: Prepared, k: int) -> Prepared:
+    """p at 1/k of its size, ceil(W/k) × ceil(H/k), by Pillow's box reduction (Image.reduce,
+    as the preview decode of a file without a preview head), without metadata: what an
+    embedded preview codes."""
+    rgb = np.asarray(Image.fromarray(p.rgb, "RGB").reduce(k))
+    alpha = None if p.alpha is None else np.asarray(Image.fromarray(p.alpha, "L").reduce(k))
+    return Prepared(np.ascontiguousarray(rgb), p.mode, alpha, {})
+
+
 def to_image(rgb: np.ndarray, mode: str, alpha: Image.Image | None, meta: dict) -> Image.Image:
     im = Image.fromarray(rgb, "RGB")
     if mode in ("L", "LA"):

@@ -111,7 +111,7 @@ def _save(im: Image.Image, fp, filename) -> None:
     if info.get("effort") is not None:  # else the codec's default
         meta["effort"] = info["effort"]
     fp.write(codec.compress(im, **target, metadata=info.get("metadata", True),
-                            refine=info.get("refine", 0), **meta))
+                            refine=info.get("refine", 0), preview=info.get("preview"), **meta))
 
 
 def _save_all(im: Image.Image, fp, filename) -> None:

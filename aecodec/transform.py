@@ -181,6 +181,10 @@ class Transforms:
         """h_a: gained latent [M, h, w] → z float32 [Nz, h/4, w/4] (small: not tiled)."""
         return self._run("h_a", np.ascontiguousarray(yg, dtype=np.float32))
 
+    def has_profile(self, profile: str) -> bool:
+        """Whether the package has this decoder profile ("exact": always; "fast": fast.npz)."""
+        return profile == "exact" or self.session("g_s_fast") is not None
+
     def synthesis(self, y_hat: np.ndarray, height: int, width: int,
                   scales: np.ndarray | None = None, profile: str = "exact") -> np.ndarray:
         """g_s: ŷ [M, h, w] → height×width×3 uint8 (rounded, clipped, cropped), tiled.

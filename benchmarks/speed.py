@@ -154,15 +154,22 @@ def decoders_child(spec: dict) -> dict:
     g_s.onnx, tiles of 32 latents: the decoder before issue 39) against the default phase-form
     graph, then the previews (scale 2, 4, 8; PSNR against Image.reduce of the full decode) and
     Pillow thumbnails of 256 px (thumbnail() with its defaults, and after draft("RGB",
-    (256, 256))). Medians of `repeat` rounds."""
+    (256, 256))); a file with an embedded preview (prvw) is timed without it too. Medians of
+    `repeat` rounds."""
     import io
 
     from PIL import Image
 
     import aecodec
+    from aecodec import container
     from aecodec.transform import TILE, Transforms
 
     data = Path(spec["data"]).read_bytes()
+    f = container.parse(data)
+    bare = data  # the same file without its embedded preview
+    if f.preview is not None:
+        f.preview = None
+        bare = f.to_bytes()
     codecs = {}
     for graph in ("reference", "phase"):
         c = aecodec.Codec(threads=spec["threads"])
@@ -176,12 +183,12 @@ def decoders_child(spec: dict) -> dict:
     rgb = np.load(spec["image"])
     out["psnr_vs_source"] = {g: _psnr(np.asarray(im), rgb) for g, im in full.items()}
 
-    def thumb(draft):
-        with Image.open(io.BytesIO(data)) as im:
+    def thumb(draft, src=data):
+        with Image.open(io.BytesIO(src)) as im:
             if draft:
                 im.draft("RGB", (256, 256))
             im.thumbnail((256, 256))
-            return im.size
+            return im
 
     ops = {"reference": lambda: codecs["reference"].decode(data),
            "phase": lambda: codecs["phase"].decode(data)}
@@ -193,6 +200,8 @@ def decoders_child(spec: dict) -> dict:
             np.asarray(codecs["phase"].decompress(data, profile="fast")), rgb)
     ops["thumbnail 256"] = lambda: thumb(False)
     ops["draft + thumbnail 256"] = lambda: thumb(True)
+    if bare is not data:
+        ops["draft + thumbnail 256, no prvw"] = lambda: thumb(True, bare)
     aecodec.pillow_plugin.shared_codec()  # the plugin's codec: sessions made before timing
     thumb(True)
     times: dict = {k: [] for k in ops}
@@ -210,7 +219,12 @@ def decoders_child(spec: dict) -> dict:
     out["preview_psnr"] = {
         k: _psnr(np.asarray(codecs["phase"].decompress(data, scale=k)),
                  np.asarray(full["reference"].reduce(k), np.float64)) for k in (2, 4, 8)}
-    out["thumbnail_size"] = list(thumb(False))
+    out["thumbnail_size"] = list(thumb(False).size)
+    ref_thumb = full["reference"].copy()
+    ref_thumb.thumbnail((256, 256))
+    out["thumbnail_psnr"] = {"draft": _psnr(np.asarray(thumb(True)), np.asarray(ref_thumb)),
+                             "no draft": _psnr(np.asarray(thumb(False)), np.asarray(ref_thumb))}
+    out["bytes"], out["preview_bytes"] = len(data), len(data) - len(bare)
     return out
 
 
@@ -233,15 +247,19 @@ def decoders_markdown(res: dict) -> list:
              "draft(\"RGB\", (256, 256)). PSNR of the preview against Image.reduce(k) of the full "
              "decode. fast = profile=\"fast\" (the package's fast.npz; – without one), its "
              "speed-up against the reference and its PSNR against the source less the phase "
-             "decoder's.", "",
+             "decoder's. prvw = the file's embedded preview (1/8 size, written for images of "
+             "4 MP or more), and draft + thumbnail timed without it; thumbnail PSNR: against "
+             "thumbnail((256, 256)) of the full decode.", "",
              "| image | reference | phase | speed-up | ΔPSNR phase−reference (dB) | fast | "
              "fast speed-up | ΔPSNR fast−phase (dB) | scale 2 | "
              "scale 4 | scale 8 | preview PSNR 2 / 4 / 8 (dB) | thumbnail 256 | draft + "
-             "thumbnail 256 | h_s + entropy decoding |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "thumbnail 256 | thumbnail PSNR (dB) | prvw | draft + thumbnail 256 without prvw "
+             "| h_s + entropy decoding |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+             "---:|---:|"]
     for name, r in rows.items():
         if "error" in r:
-            lines.append(f"| {name} | {r['error']} |" + " |" * 13)
+            lines.append(f"| {name} | {r['error']} |" + " |" * 16)
             continue
         m, st = r["median_s"], r.get("stages_s", {}).get("phase", {})
         dpsnr = r["psnr_vs_source"]["phase"] - r["psnr_vs_source"]["reference"]
@@ -253,13 +271,18 @@ def decoders_markdown(res: dict) -> list:
         if "fast" in m:
             fast = (f"{_ms_col(m['fast'])} | {m['reference'] / m['fast']:.2f}× | "
                     f"{r['psnr_vs_source']['fast'] - r['psnr_vs_source']['phase']:+.2f}")
+        tp = r.get("thumbnail_psnr", {}).get("draft")
+        prvw, bare = "–", "–"
+        if r.get("preview_bytes"):
+            prvw = (f"{r['preview_bytes']:,} B ({100 * r['preview_bytes'] / r['bytes']:.1f} %)")
+            bare = _ms_col(m["draft + thumbnail 256, no prvw"])
         lines.append(
             f"| {name} | {_ms_col(m['reference'])} | {_ms_col(m['phase'])} | "
             f"{m['reference'] / m['phase']:.2f}× | {dpsnr:+.3f} | {fast} | "
             f"{_ms_col(m['scale 2'])} | "
             f"{_ms_col(m['scale 4'])} | {_ms_col(m['scale 8'])} | {pp} | "
             f"{_ms_col(m['thumbnail 256'])} | {_ms_col(m['draft + thumbnail 256'])} | "
-            f"{_ms_col(hs)} |")
+            f"{_num(tp, '.1f')} | {prvw} | {bare} | {_ms_col(hs)} |")
     return lines
 
 
@@ -375,8 +398,9 @@ def markdown(res: dict) -> str:
             lines += ["", f"aecodec time by stage (ms, medians; {res['threads']} thread(s)); "
                       "transforms = the onnxruntime graphs (analysis, hyper-analysis, synthesis), "
                       "hyper-synthesis = the exact kernel in the native core, other = "
-                      "preparation, quantization and the rest (each column is a median of its "
-                      "own, so the columns need not add up to the total):", "",
+                      "preparation, quantization, the embedded preview's encode (12 MP) and the "
+                      "rest (each column is a median of its own, so the columns need not add up "
+                      "to the total):", "",
                       "| image | op | total | " + " | ".join(STAGE_GROUPS) + " |",
                       "|---|---|---:|" + "---:|" * len(STAGE_GROUPS)]
             for name, op, total, g in rows:

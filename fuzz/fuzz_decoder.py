@@ -299,7 +299,7 @@ QUALITIES = [0.0, -0.0, 100.0, 100.00001, -1e-9, 50.5, float("nan"), float("inf"
 NAMES = [b"golden-tiny", b"hyperprior-mse", b"", b"../golden-tiny", b"golden-tiny/", b"x" * 128,
          b"x" * 129, b"\xff\xfe", b"golden-tin\xc3\xa9", b".hidden", b"golden-tiny\0"]
 TYPES = [b"HEAD", b"ZSTR", b"YSTR", b"ALPH", b"DONE", b"iccp", b"exif", b"xmpd", b"abcd",
-         b"ABCD", b"a b\0", b"zstr"]
+         b"ABCD", b"a b\0", b"zstr", b"prvw"]
 
 
 def mutate_head(d: Doc, rng: random.Random) -> None:
@@ -364,10 +364,18 @@ def mutate_bytes(b: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
-def mutate_doc(d: Doc, rng: random.Random, pool: list) -> None:
-    k = rng.randrange(12)
+def mutate_doc(d: Doc, rng: random.Random, pool: list, depth: int = 0) -> None:
+    k = rng.randrange(13)
     cs = d.chunks
-    if k <= 1:
+    if k == 12:  # the embedded preview: a whole file, mutated as one (or given one)
+        prvw = [c for c in cs if c[0] == b"prvw"]
+        inner = parse_doc(prvw[0][1]) if prvw else None
+        if inner is not None and depth < 2:
+            mutate_doc(inner, rng, pool, depth + 1)
+            prvw[0][1] = write_doc(inner)
+        elif pool:
+            cs.insert(max(len(cs) - 1, 1), [b"prvw", rng.choice(pool)])
+    elif k <= 1:
         mutate_head(d, rng)
     elif k == 2:
         recode_streams(d, rng)
@@ -449,16 +457,16 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     if d is None and pool and rng.random() < 0.5:
         d = parse_doc(rng.choice(pool))
     if d is None or rng.random() < 0.12:
-        if _fuzzing:
-            return atheris.Mutate(data, max_size)
-        return mutate_bytes(data, rng)
+        if _fuzzing:  # libFuzzer's length limit can be below the input's length: cut first
+            return atheris.Mutate(data[:max_size], max_size)
+        return mutate_bytes(data, rng)[:max_size]
     try:
         for _ in range(rng.choice([1, 1, 1, 2, 3])):
             mutate_doc(d, rng, pool)
         out = write_doc(d)
     except Exception as e:  # a bug of the mutator, not of aecodec: say so, mutate bytes instead
         print(f"mutator error (ignored): {type(e).__name__}: {e}", file=sys.stderr)
-        return mutate_bytes(data, rng)
+        return mutate_bytes(data, rng)[:max_size]
     return out if len(out) <= max_size else out[:max_size]
 
 
@@ -473,7 +481,22 @@ def expect_image(im, data: bytes) -> None:
         raise Finding(f"decoded {im.size} {im.mode}, header says {hd.width}x{hd.height} {hd.mode}")
 
 
+def expect_preview(data: bytes) -> None:
+    """A file with a prvw chunk: its scale-8 decode is the preview's size and mode, or an
+    AecError."""
+    try:
+        im = aecodec.decompress(data, threads=1, scale=8)
+    except aecodec.AecError:
+        return
+    hd = container.parse(data).header
+    if im.size != (-(-hd.width // 8), -(-hd.height // 8)) or im.mode != hd.mode:
+        raise Finding(f"preview decoded {im.size} {im.mode}, header says "
+                      f"{hd.width}x{hd.height} {hd.mode}")
+
+
 def test_one_input(data: bytes) -> None:
+    if b"prvw" in data:
+        expect_preview(data)
     try:
         im = aecodec.decompress(data, threads=1)
     except aecodec.AecError:

@@ -6,7 +6,8 @@ Small valid .aec files coded with the tiny test model tests/data/models/golden-t
 (RGB, L, LA, RGBA), ICC/EXIF/XMP metadata, several Y slices (a small `slice_symbols`), every
 orientation flag that keeps the coded size (a half turn, a mirror image: set in HEAD, the streams
 unchanged) plus one found by effort 3, and the committed golden files in format versions 1, 2
-and 3. Images are 16×24 or 40×56 pixels, so one decode takes about a millisecond.
+and 3, and one with an embedded preview (prvw). Images are 16×24 or 40×56 pixels, so one decode
+takes about a millisecond.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main(out: Path) -> None:
         "rgba-40x56-meta.aec": codec.compress(image(56, 40, 4, 4), 65, icc_profile=icc,
                                               exif=exif, xmp=xmp),
         "rgb-40x56-effort3.aec": one.compress(image(56, 40, 3, 5), 90, effort=3),
+        "rgba-40x56-preview.aec": one.compress(image(56, 40, 4, 6), 55, preview=True),
     }
     files["rgb-16x24-halfturn.aec"] = with_orientation(files["rgb-16x24-slices.aec"], 2)
     files["la-16x24-mirror.aec"] = with_orientation(files["la-16x24.aec"], 6)
