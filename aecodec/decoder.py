@@ -15,7 +15,7 @@ from PIL import Image
 from . import container, images
 from .container import AecFile
 from .engine import Engine, Latents, core, z_index
-from .errors import CorruptFileError, FormatError
+from .errors import CorruptFileError, DecompressionBombError, FormatError
 from .geometry import PREVIEW_SCALE, reduced_size
 from .results import Timings
 
@@ -137,7 +137,7 @@ def embedded_preview(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
     try:
         with timings.stage("container"):
             p = container.parse(f.preview)
-    except FormatError as e:
+    except (FormatError, DecompressionBombError) as e:  # a preview larger than its image, too
         raise CorruptFileError(f"damaged .aec file: its embedded preview is not valid ({e})") from e
     ph = p.header
     if (p.preview is not None or (ph.width, ph.height) != reduced_size(

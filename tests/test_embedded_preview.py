@@ -98,13 +98,19 @@ def _with_preview(data: bytes, preview: bytes) -> bytes:
     return f.to_bytes()
 
 
-def test_a_preview_that_does_not_fit_is_refused(files, codec, photo):
+def test_a_preview_that_does_not_fit_is_refused(files, codec, photo, monkeypatch):
     with_, without = files
     nested = container.parse(with_).preview
     other_size = codec.compress(photo.crop((0, 0, 184, 128)).reduce(8), 60, preview=False)
     grey = codec.compress(photo.reduce(8).convert("L"), 60, preview=False)
     recursive = _with_preview(nested, nested)
-    for bad in (other_size, grey, recursive, b"not an aec file", nested[:-3]):
+    huge = container.parse(nested)
+    huge.header.width = huge.header.height = 100_000  # a bomb, refused by its parse
+    huge.header.slice_rows = huge.header.latent_height
+    with monkeypatch.context() as m:
+        m.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the writer refuses it too
+        huge = huge.to_bytes()
+    for bad in (other_size, grey, recursive, huge, b"not an aec file", nested[:-3]):
         damaged = _with_preview(without, bad)
         with pytest.raises(aecodec.CorruptFileError, match="preview"):
             codec.decompress(damaged, scale=PREVIEW_SCALE)
