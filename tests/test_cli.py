@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ from PIL import Image
 import aecodec
 from aecodec import cli, container
 
+from helpers import psnr
+
 DATA = Path(__file__).resolve().parent / "data"
 SHARED_KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
@@ -30,11 +31,6 @@ def aecodec_cmd() -> list[str]:
 def run(args, cwd, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(aecodec_cmd() + [str(a) for a in args], cwd=cwd, input=stdin,
                           capture_output=True, timeout=300)
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ shipped model, however early its weights.
 from __future__ import annotations
 
 import io
-import math
 import shutil
 import warnings
 from pathlib import Path
@@ -31,6 +30,8 @@ from aecodec.errors import (
     UnsupportedImageError,
 )
 
+from helpers import psnr
+
 DATA = Path(__file__).resolve().parent / "data"
 SHARED_KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
@@ -40,11 +41,6 @@ def kodak23() -> Image.Image:
     p = SHARED_KODAK / "kodim23.png"
     with Image.open(p if p.exists() else DATA / "kodim23.webp") as im:
         return im.convert("RGB")
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
 
 
 @pytest.fixture(scope="module")

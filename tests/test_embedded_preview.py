@@ -18,18 +18,14 @@ from aecodec import arguments, container
 from aecodec.encoder import PREVIEW_MIN_PIXELS, wants_preview
 from aecodec.geometry import PREVIEW_SCALE
 
+from helpers import kodim23, psnr
+
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def psnr(a, b) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 @pytest.fixture(scope="module")
 def photo():
-    with Image.open(DATA / "kodim23.webp") as im:
-        return im.convert("RGB").crop((100, 60, 292, 188))  # 192×128: a 24×16 preview
+    return kodim23((100, 60, 292, 188))  # 192×128: a 24×16 preview
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,16 @@ import aecodec
 from aecodec import model_package, synthesis_fast
 from aecodec.transform import Transforms
 
+from helpers import kodim23, psnr
+
 DATA = Path(__file__).resolve().parent / "data"
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 GOLDEN = json.loads((DATA / "model-golden" / "record.json").read_text())
 
 
-def psnr(a, b) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-
-
 @pytest.fixture(scope="module")
 def photo():
-    with Image.open(DATA / "kodim23.webp") as im:
-        return im.convert("RGB").crop((100, 60, 292, 188))  # 192×128: 12×8 latents
+    return kodim23((100, 60, 292, 188))  # 192×128: 12×8 latents
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from PIL import Image
 import aecodec
 from aecodec import model_package
 
+from helpers import psnr
+
 DATA = Path(__file__).resolve().parent / "data" / "model-golden"
 RECORD = json.loads((DATA / "record.json").read_text())
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -31,11 +33,6 @@ def symbol_sha256(z_hat, s) -> str:
     for a in (z_hat, s):
         h.update(np.ascontiguousarray(a, dtype="<i4").tobytes())
     return h.hexdigest()
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 @pytest.mark.parametrize("model_id", sorted(RECORD))

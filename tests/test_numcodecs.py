@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import subprocess
 import sys
 import warnings
@@ -20,14 +19,11 @@ import aecodec  # noqa: E402
 from aecodec.errors import UnsupportedImageError  # noqa: E402
 from aecodec.numcodecs import STACK_MAGIC, Aec, AecZarr3, split  # noqa: E402
 
+from helpers import psnr  # noqa: E402
+
 DATA = Path(__file__).resolve().parent / "data"
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: "not in the v3 spec"
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
 
 
 @pytest.fixture(scope="module")
