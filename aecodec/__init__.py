@@ -46,8 +46,8 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
     1–3 code 1, 2 or 8 orientations of the image and keep the best file; 4 and 5 (need torch)
     then fit its latents to this image by 12 or 40 gradient steps (~8 % smaller files, seconds
     an image); refine=N does that with N steps. preview: embed a 1/8-size preview for fast
-    thumbnails (default: images of 4 MP or more). Uses a shared Codec per (model, device,
-    threads)."""
+    thumbnails (default: images of 2048 px or more on their short side). Uses a shared Codec
+    per (model, device, threads)."""
     return shared(model, device, threads).compress(
         img, quality, bpp=bpp, psnr=psnr, metadata=metadata, icc_profile=icc_profile,
         exif=exif, xmp=xmp, refine=refine, effort=effort, preview=preview)

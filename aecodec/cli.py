@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from . import arguments, rate_control
+from .geometry import PREVIEW_SCALE, reduced_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
@@ -48,7 +49,7 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
                    help="embed the image at 1/8 of its size (~1-3 %% of the file) for fast "
                         "thumbnails (decompress --scale 1/8, Pillow's draft); default: for "
-                        "images of 4 MP or more")
+                        "images of 2048 px or more on their short side")
     c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
                    metavar="{1..5}",
                    help="encoder effort: 1-3 code 1, 2 or all 8 orientations of the image and "
@@ -409,7 +410,6 @@ def cmd_decompress(args) -> int:
 def describe_file(data: bytes, name: str) -> dict:
     """Everything `aecodec info` shows, as a dict."""
     from . import container, model_package
-    from .geometry import PREVIEW_SCALE, reduced_size
 
     f = container.parse(data)
     h = f.header
@@ -463,7 +463,8 @@ def _format_info(d: dict) -> str:
     z_shape = "x".join(str(v or "?") for v in d["hyper_latent_shape"])  # channels None: no model
     alpha = "none" if d["alpha_bytes"] is None else f"PNG, {d['alpha_bytes']:,} bytes"
     preview = ("none" if d["preview_bytes"] is None else
-               f"{'x'.join(map(str, d['preview_size']))}, {d['preview_bytes']:,} bytes")
+               f"{'x'.join(map(str, d['preview_size']))} (1/{PREVIEW_SCALE}), "
+               f"{d['preview_bytes']:,} bytes")
     lines = [
         f"{d['file']}: aecodec image, format {d['format_version']}",
         f"  size:      {d['width']}x{d['height']} {d['mode']}",

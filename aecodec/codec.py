@@ -170,7 +170,8 @@ class Codec:
 
         preview: embed the image at 1/8 of its size, coded at the same quality (~1–3 % of the
         file), so that a thumbnail (decode(scale=8), Pillow's draft) skips the full-size
-        decode; None (default): for images of 4 MP or more (encoder.PREVIEW_MIN_PIXELS)."""
+        decode; None (default): for images of 2048 px or more on their short side
+        (encoder.PREVIEW_MIN_SIDE), whose 1/8 serves a 256-px thumbnail."""
         quality, bpp, psnr = arguments.target(quality, bpp, psnr)
         refine, effort = arguments.refine(refine), arguments.effort(effort)
         preview = arguments.preview(preview)
@@ -215,7 +216,8 @@ class Codec:
         profile "fast" runs the model's fast decoder profile (a lighter g_s distilled from its
         own, `fast.npz`; the same symbols, slightly different pixels) instead of its g_s; a
         model without one raises ModelPackageError. "exact" (default): the reference."""
-        if scale not in (1, *PREVIEW_SCALES):
+        if isinstance(scale, bool) or scale not in (1, *PREVIEW_SCALES) or not isinstance(
+                scale, (int, np.integer)):
             raise ValueError(f"scale must be 1, 2, 4 or 8, not {scale!r}")
         profile = arguments.profile(profile)
         t0 = time.perf_counter()
@@ -224,7 +226,7 @@ class Codec:
         with timings.stage("container"):
             f = container.parse(data)
         eng = self._engine(f.header.model_name, f.header.model_hash.hex())
-        im = decode_image(eng, f, self.threads, self._map, timings, scale, profile)
+        im = decode_image(eng, f, self.threads, self._map, timings, int(scale), profile)
         timings["total"] = time.perf_counter() - t0
         result = DecodeResult(im, f.header.quality, len(data), dict(timings))
         self._remember(result)

@@ -31,11 +31,11 @@ Z_LANES = 1
 # Stages an encode reports even when they took no time (benchmarks/speed.py reads them).
 STAGES = ("analysis", "hyper_analysis", "hyper_synthesis", "quantize", "entropy_encode",
           "synthesis", "container", "preview")
-# Images of at least this many pixels embed a preview by default (preview=None): below it, the
-# draft decode (exact h_s on the full latents, then the preview head) already takes ≤ ~0.2 s on
-# 2 cores; above it, h_s alone grows to 0.6 s at 12 MP while the embedded preview decodes in
-# ~0.1 s, for ~1–3 % more bytes (docs/format.md, "prvw").
-PREVIEW_MIN_PIXELS = 4_000_000
+# Images at least this many pixels on their short side embed a preview by default (preview=None):
+# its 1/8 is then ≥ 256 px a side, so a 256-px draft or thumbnail is served from it. The draft
+# decode of the full latents (exact h_s, then the preview head) takes 0.7 s at 12 MP, most of it
+# h_s; the embedded preview decodes in ~0.1 s, for 1–3 % more bytes (docs/format.md, "prvw").
+PREVIEW_MIN_SIDE = 2048
 
 
 @dataclass
@@ -188,9 +188,9 @@ class ImageEncoder:
 
 
 def wants_preview(preview: bool | None, width: int, height: int) -> bool:
-    """Whether a file embeds a preview: as asked, or (None) for images of PREVIEW_MIN_PIXELS
-    or more."""
-    return preview if preview is not None else width * height >= PREVIEW_MIN_PIXELS
+    """Whether a file embeds a preview: as asked, or (None) for images of PREVIEW_MIN_SIDE
+    pixels or more on their short side."""
+    return preview if preview is not None else min(width, height) >= PREVIEW_MIN_SIDE
 
 
 def encode_image(enc: ImageEncoder, quality: float, bpp: float | None, psnr: float | None,

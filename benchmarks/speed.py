@@ -248,8 +248,8 @@ def decoders_markdown(res: dict) -> list:
              "decode. fast = profile=\"fast\" (the package's fast.npz; – without one), its "
              "speed-up against the reference and its PSNR against the source less the phase "
              "decoder's. prvw = the file's embedded preview (1/8 size, written for images of "
-             "4 MP or more), and draft + thumbnail timed without it; thumbnail PSNR: against "
-             "thumbnail((256, 256)) of the full decode.", "",
+             "2048 px or more on the short side), and draft + thumbnail timed without it; "
+             "thumbnail PSNR: against thumbnail((256, 256)) of the full decode.", "",
              "| image | reference | phase | speed-up | ΔPSNR phase−reference (dB) | fast | "
              "fast speed-up | ΔPSNR fast−phase (dB) | scale 2 | "
              "scale 4 | scale 8 | preview PSNR 2 / 4 / 8 (dB) | thumbnail 256 | draft + "

@@ -4,7 +4,6 @@ written for large images (or when asked) and decoded instead of the full latents
 from __future__ import annotations
 
 import io
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from PIL import Image
 
 import aecodec
 from aecodec import arguments, container
-from aecodec.encoder import PREVIEW_MIN_PIXELS, wants_preview
+from aecodec.encoder import PREVIEW_MIN_SIDE, wants_preview
 from aecodec.geometry import PREVIEW_SCALE
 
 from helpers import kodim23, psnr
@@ -44,8 +43,8 @@ def test_a_preview_is_embedded_when_asked_or_for_large_images(files, codec, phot
     assert container.parse(with_).preview is not None
     assert container.parse(without).preview is None
     assert container.parse(codec.compress(photo, 60)).preview is None  # 0.02 MP: not by default
-    side = math.isqrt(PREVIEW_MIN_PIXELS)
-    assert wants_preview(None, side + 1, side + 1) and not wants_preview(None, side - 1, side)
+    side = PREVIEW_MIN_SIDE  # a 256-px thumbnail from its 1/8
+    assert wants_preview(None, side, side) and not wants_preview(None, side - 1, 10 * side)
     assert wants_preview(True, 1, 1) and not wants_preview(False, 10**4, 10**4)
     assert container.T_PREVIEW[:1].islower()  # optional: readers that predate it skip it
 
@@ -149,7 +148,7 @@ def test_cli_preview_options_and_info(tmp_path, photo):
 
     info = subprocess.run([sys.executable, "-m", "aecodec", "info", str(compress("--preview"))],
                           check=True, capture_output=True, text=True).stdout
-    assert "preview:   24x16," in info
+    assert "preview:   24x16 (1/8)," in info
     assert container.parse(compress("--no-preview").read_bytes()).preview is None
 
 

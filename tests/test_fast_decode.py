@@ -157,9 +157,10 @@ def test_model_without_preview_head_reduces_the_full_decode():
     assert np.array_equal(np.asarray(prev), np.asarray(full.reduce(4)))
 
 
-def test_bad_scale_is_refused(aec):
-    with pytest.raises(ValueError):
-        aecodec.Codec().decompress(aec, scale=3)
+@pytest.mark.parametrize("bad", [3, 8.0, True, "8"])
+def test_bad_scale_is_refused(aec, bad):
+    with pytest.raises(ValueError, match="scale must be 1, 2, 4 or 8"):
+        aecodec.Codec().decompress(aec, scale=bad)
 
 
 def test_cli_scale(tmp_path, aec):
