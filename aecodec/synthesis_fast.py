@@ -388,11 +388,13 @@ def _igdn(bld: _Builder, x: str, layer: dict, consts: dict, scales_input: str | 
 
 
 def _parse(data: bytes):
-    """(graph, layers) of a reference g_s, or None if it is not one this module knows."""
+    """(graph, layers) of a reference g_s, or None if it is not one this module knows (a
+    damaged graph included: onnxruntime then refuses it with a message of its own)."""
     try:
         g = _Graph(data)
         layers = _layers(g)
-    except (_Unsupported, ValueError, KeyError, IndexError, StopIteration):
+    except (_Unsupported, ValueError, KeyError, IndexError, StopIteration, TypeError,
+            AttributeError, struct.error, OverflowError):  # a field of another wire type, etc.
         return None
     if len(layers) < 2 or any("gamma" not in ly for ly in layers[:-1]):
         return None

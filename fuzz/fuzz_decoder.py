@@ -50,6 +50,11 @@ if atheris is not None:
 else:
     import aecodec
 from aecodec import container  # noqa: E402
+
+# The Pillow plugin decodes with the shared codec of all cores; on inputs this small the worker
+# threads only cost (and two fuzzers on two cores would fight over them): one thread, as
+# decompress(threads=1) below. The decoded symbols and pixels do not depend on it.
+aecodec.pillow_plugin.shared_codec = lambda *args, **kw: aecodec.codec.shared(threads=1)
 from aecodec.engine import z_index  # noqa: E402
 
 MAGIC = container.MAGIC

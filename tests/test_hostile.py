@@ -358,6 +358,9 @@ PACKAGE_DAMAGE = {
     "h_a wanting a second input (onnxruntime's ValueError)": _write(
         "h_a.onnx", lambda f: _onnx_identity(8, scales=True)),
     "g_a in g_s's place": _write("g_s.onnx", lambda f: (f / "g_a.onnx").read_bytes()),
+    # 2026-12-05: a graph holding a varint where a node belongs (TypeError in the phase-form
+    # reader, synthesis_fast, before onnxruntime could refuse it)
+    "g_s with a varint for a node (TypeError)": _write("g_s.onnx", lambda f: b"\x3a\x02\x08\x05"),
     # found on the way to those: arrays the runtime would have choked on later
     "gains with a zero": _edit_npz("tables.npz", gains=lambda a: a * 0),
     "gains of text": _edit_npz("tables.npz", gains=np.array(["x"])),
