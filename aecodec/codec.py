@@ -216,8 +216,8 @@ class Codec:
         profile "fast" runs the model's fast decoder profile (a lighter g_s distilled from its
         own, `fast.npz`; the same symbols, slightly different pixels) instead of its g_s; a
         model without one raises ModelPackageError. "exact" (default): the reference."""
-        if isinstance(scale, bool) or scale not in (1, *PREVIEW_SCALES) or not isinstance(
-                scale, (int, np.integer)):
+        is_int = isinstance(scale, (int, np.integer)) and not isinstance(scale, bool)
+        if not is_int or scale not in (1, *PREVIEW_SCALES):
             raise ValueError(f"scale must be 1, 2, 4 or 8, not {scale!r}")
         profile = arguments.profile(profile)
         t0 = time.perf_counter()

@@ -126,7 +126,6 @@ def decode_image(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
     return images.to_image(rgb, hd.mode, alpha, f.metadata)
 
 
-
 def embedded_preview(eng: Engine, f: AecFile, threads: int, map_fn: MapFn,
                      timings: Timings) -> Image.Image:
     """The image of a file's prvw chunk: a whole .aec file of the image at 1/PREVIEW_SCALE, with
