@@ -370,12 +370,20 @@ def _phase_convs(bld: _Builder, x: str, w: np.ndarray, b: np.ndarray) -> list[st
 
 
 def _igdn(bld: _Builder, x: str, layer: dict, consts: dict, scales_input: str | None) -> str:
+    """IGDN, then × the layer's level scales: the teacher's own (`scale`: Gather of scales[:, k])
+    or a fast head's (`scale_map` (k, A, c): exp(A · log scales[:, k] + c))."""
     if "gamma" not in consts:
         consts["gamma"] = bld.const("gamma", layer["gamma"])
         consts["beta"] = bld.const("beta", layer["beta"])
-        if layer["scale"] is not None:
-            s = bld.node("Gather", [scales_input, bld.const("k", np.array(layer["scale"],
-                                                                         np.int64))], axis=1)
+        smap = layer.get("scale_map")
+        k = layer["scale"] if smap is None else smap[0]
+        if k is not None:
+            s = bld.node("Gather", [scales_input, bld.const("k", np.array(k, np.int64))],
+                         axis=1)
+            if smap is not None:
+                a = np.ascontiguousarray(smap[1].T, dtype=np.float32)  # [N, width]
+                s = bld.node("MatMul", [bld.node("Log", [s], "log"), bld.const("a", a)])
+                s = bld.node("Exp", [bld.node("Add", [s, bld.const("c", smap[2])])], "exp")
             consts["scale"] = bld.node("Reshape", [s, bld.const("shape", np.array(
                 [1, -1, 1, 1], np.int64))], "scale")
     sq = bld.node("Mul", [x, x], "sq")
@@ -427,20 +435,15 @@ def build_from_bytes(data: bytes, head: dict | None = None) -> bytes | None:
     """The phase-form g_s (serialized ONNX) equivalent to the reference g_s `data`, or None if
     that graph is not a chain of 5×5/2 ConvTransposes with IGDNs this module knows.
 
-    head (the fast profile, `fast_head`): its last two layers replaced by a lighter third layer
-    with its IGDN (no level scale) and a last layer reading it."""
+    head (the fast profile, `fast_head`): its last two layers (or three, if the head has a
+    `mid` layer) replaced by the head's lighter ones (_with_head). Raises ValueError if the
+    head does not fit this g_s."""
     parsed = _parse(data)
     if parsed is None:
         return None
     g, layers = parsed
     if head is not None:
-        if head["up_w"].shape[0] != layers[-2]["w"].shape[0]:
-            raise ValueError(f"its head reads {head['up_w'].shape[0]} channels, g_s's third "
-                             f"layer {layers[-2]['w'].shape[0]}")
-        layers = [*layers[:-2], {"w": head["up_w"], "b": head["up_b"], "scale": None,
-                                 "gamma": head["gamma"][:, :, None, None],
-                                 "beta": head["beta"]},
-                  {"w": head["last_w"], "b": head["last_b"]}]
+        layers = _with_head(layers, head, len(g.inputs) > 1)
     bld = _Builder()
     out_name = g.outputs[0]
     scales_input = g.inputs[1] if len(g.inputs) > 1 else None
@@ -471,6 +474,36 @@ def build_from_bytes(data: bytes, head: dict | None = None) -> bytes | None:
     bld.node("DepthToSpace", [bld.node("Sum", parts, "sum")], out=out_name, blocksize=4,
              mode="DCR")
     return _model(bld, g, layers, out_name, cout)
+
+
+def _with_head(layers: list, head: dict, has_scales: bool) -> list:
+    """The layer list with the fast head's layers in place of g_s's last two (three with a
+    `mid` layer). A head's level-scale map reads the scales of the layer it replaces."""
+    mid = "mid_w" in head
+    replaced = 3 if mid else 2
+    if len(layers) <= replaced:
+        raise ValueError(f"g_s has {len(layers)} layers, too few for this head")
+    first = head["mid_w"] if mid else head["up_w"]
+    if first.shape[0] != layers[-replaced]["w"].shape[0]:
+        raise ValueError(f"its head reads {first.shape[0]} channels, g_s's layer "
+                         f"{layers[-replaced]['w'].shape[0]}")
+
+    def smap(prefix: str, ly: dict):
+        if f"{prefix}_scale_a" not in head:
+            return None
+        if not has_scales or ly.get("scale") is None:
+            raise ValueError("its head has level scales, g_s has none there")
+        return ly["scale"], head[f"{prefix}_scale_a"], head[f"{prefix}_scale_c"]
+
+    new = [{"w": head["up_w"], "b": head["up_b"], "scale": None,
+            "scale_map": smap("up", layers[-2]), "gamma": head["gamma"][:, :, None, None],
+            "beta": head["beta"]},
+           {"w": head["last_w"], "b": head["last_b"]}]
+    if mid:
+        new.insert(0, {"w": head["mid_w"], "b": head["mid_b"], "scale": None,
+                       "scale_map": smap("mid", layers[-3]),
+                       "gamma": head["mid_gamma"][:, :, None, None], "beta": head["mid_beta"]})
+    return [*layers[:-replaced], *new]
 
 
 def build_preview_from_bytes(data: bytes, depth: int, head_w: np.ndarray, head_b: np.ndarray,
@@ -515,29 +548,57 @@ def preview_graph(package, k: int) -> bytes | None:
 
 FAST_FILE = "fast.npz"  # decoder-side extra of a package: the fast profile's head
 FAST_KEYS = ("up_w", "up_b", "gamma", "beta", "last_w", "last_b")
+# optional, each group all or none: a trained second layer; per-level scales of a trained layer
+FAST_GROUPS = (("mid_w", "mid_b", "mid_gamma", "mid_beta"), ("up_scale_a", "up_scale_c"),
+               ("mid_scale_a", "mid_scale_c"))
 
 
 def fast_head(package) -> dict | None:
     """The fast profile's layers (float32) from a loaded package's `fast.npz` (listed, hence
     verified, in its manifest's `files`), or None if it has none. Shapes are checked against
-    the package's g_s: a mismatch is a damaged package."""
+    each other (and, when the graph is built, against the package's g_s): a mismatch is a
+    damaged package."""
     if FAST_FILE not in package.manifest.get("files", {}):
         return None
     path = package.path / FAST_FILE
     try:
         with np.load(path, allow_pickle=False) as z:
-            head = {k: np.ascontiguousarray(z[k], dtype=np.float32) for k in FAST_KEYS}
+            keys = list(FAST_KEYS)
+            for group in FAST_GROUPS:
+                present = [k for k in group if k in z.files]
+                if present and len(present) < len(group):
+                    raise KeyError(f"{', '.join(sorted(set(group) - set(present)))} missing")
+                keys += present
+            head = {k: np.ascontiguousarray(z[k], dtype=np.float32) for k in keys}
     except (OSError, ValueError, KeyError, EOFError) as e:
         raise ModelPackageError(f"cannot read {path}: {e}") from e
-    n = head["up_w"].shape[0] if head["up_w"].ndim == 4 else -1  # g_s's N: build checks it
-    w = head["up_b"].shape[0] if head["up_b"].ndim == 1 else -1
-    want = {"up_w": (n, w, 5, 5), "up_b": (w,), "gamma": (w, w), "beta": (w,),
-            "last_w": (w, 3, 5, 5), "last_b": (3,)}
-    bad = [k for k in FAST_KEYS if head[k].shape != want[k]]
-    if w < 1 or bad or not all(np.isfinite(v).all() for v in head.values()):
+    bad = [k for k, shape in _fast_shapes(head).items() if head[k].shape != shape]
+    if bad or head["up_b"].size < 1 or not all(np.isfinite(v).all() for v in head.values()):
         raise ModelPackageError(f"{path} does not fit model {package.name}: "
                                 f"{', '.join(bad) or 'non-finite values'}")
     return head
+
+
+def _fast_shapes(head: dict) -> dict:
+    """The shape each array of a fast head must have, from the sizes its biases declare (g_s's
+    N from the first layer's weights: building the graph checks it)."""
+    def size(k, axis=0):
+        return head[k].shape[axis] if head[k].ndim > axis else -1
+
+    w = size("up_b")
+    first = "mid_w" if "mid_w" in head else "up_w"
+    n = size(first) if head[first].ndim == 4 else -1
+    v = size("mid_b") if "mid_b" in head else n
+    want = {"up_w": (v, w, 5, 5), "up_b": (w,), "gamma": (w, w), "beta": (w,),
+            "last_w": (w, 3, 5, 5), "last_b": (3,)}
+    if "mid_w" in head:
+        want |= {"mid_w": (n, v, 5, 5), "mid_b": (v,), "mid_gamma": (v, v), "mid_beta": (v,)}
+    if "up_scale_a" in head:
+        want |= {"up_scale_a": (w, n), "up_scale_c": (w,)}
+    if "mid_scale_a" in head and "mid_w" in head:
+        want |= {"mid_scale_a": (v, n), "mid_scale_c": (v,)}
+    return {k: shape for k, shape in want.items() if k in head} | {
+        k: None for k in head if k not in want}  # a key of no use here (a stray scale map)
 
 
 def fast_graph(package) -> bytes | None:

@@ -34,6 +34,14 @@ def main(argv=None) -> int:
                     help="teacher: package folder, run folder or checkpoint (default: the "
                          "default model's package)")
     ap.add_argument("--width", type=int, default=48, help="third-layer channels (default 48)")
+    ap.add_argument("--front-width", type=int, default=None,
+                    help="train a second layer of this many channels too (default: keep the "
+                         "teacher's, frozen)")
+    ap.add_argument("--level-scales", action="store_true",
+                    help="per-level channel scales for the trained layers (LevelScaleMap)")
+    ap.add_argument("--warm", type=Path, default=None, metavar="STATE",
+                    help="start from another run's state.pt (same widths; layers it lacks, "
+                         "e.g. level scales, start at their neutral values)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "train")
     ap.add_argument("--holdout", type=int, default=48, help="images kept out for validation")
     ap.add_argument("--crop", type=int, default=256)
@@ -85,7 +93,8 @@ def main(argv=None) -> int:
     state_path, report_path = args.out / "state.pt", args.out / "report.json"
     if state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=True)
-        student = fs.FastSynthesis(model.g_s, st["width"])
+        student = fs.FastSynthesis(model.g_s, st["width"], st.get("front_width"),
+                                   st.get("level_scales", False))
         student.load_state_dict(st["student"])
         opt = torch.optim.Adam(student.trained_parameters(), lr=args.lr)
         opt.load_state_dict(st["opt"])
@@ -94,22 +103,35 @@ def main(argv=None) -> int:
         print(f"resumed {state_path} at step {step}", file=sys.stderr)
     else:
         init_x = torch.from_numpy(train.batch(16)).float().div_(255)
-        student = fs.from_teacher(model, args.width, init_x, torch.linspace(0, model.levels - 1,
-                                                                            16))
+        student = fs.from_teacher(model, args.width, init_x,
+                                  torch.linspace(0, model.levels - 1, 16), args.front_width,
+                                  args.level_scales)
+        if args.warm:
+            warm = torch.load(args.warm, map_location="cpu", weights_only=True)["student"]
+            missing, unexpected = student.load_state_dict(warm, strict=False)
+            if unexpected or any(not k.endswith(("_scale.a", "_scale.c")) for k in missing):
+                raise SystemExit(f"--warm {args.warm} does not fit: missing {missing}, "
+                                 f"unexpected {unexpected}")
+            for m in (student.up_scale, getattr(student, "mid_scale", None)):
+                if m is not None:
+                    torch.nn.init.zeros_(m.a)
+                    torch.nn.init.zeros_(m.c)
         opt = torch.optim.Adam(student.trained_parameters(), lr=args.lr)
         step, history = 0, [{"step": 0, **fs.validate(model, student, val_x, val_t)}]
         print(f"pruned start: {history[0]}", file=sys.stderr)
 
     cfg = model.cfg
-    kmac = fs.kmac_per_pixel(cfg.N, cfg.M, student.width)
+    kmac = fs.kmac_per_pixel(cfg.N, cfg.M, student.width, student.front_width)
     teacher_kmac = fs.kmac_per_pixel(cfg.N, cfg.M, cfg.N)
 
     def save(steps_per_s: float) -> None:
-        torch.save({"width": student.width, "student": student.state_dict(),
+        torch.save({"width": student.width, "front_width": student.front_width,
+                    "level_scales": student.level_scales, "student": student.state_dict(),
                     "opt": opt.state_dict(), "data": train.state(), "step": step,
                     "history": history}, str(state_path) + ".tmp")
         Path(str(state_path) + ".tmp").replace(state_path)
         report = {"teacher": source, "teacher_provenance": prov, "width": student.width,
+                  "front_width": student.front_width, "level_scales": student.level_scales,
                   "kmac_per_px": round(kmac, 2), "teacher_kmac_per_px": round(teacher_kmac, 2),
                   "step": step, "steps_per_s": round(steps_per_s, 3), "batch": args.batch,
                   "crop": args.crop, "holdout_images": args.holdout, "history": history}

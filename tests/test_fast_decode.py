@@ -256,6 +256,35 @@ def test_fast_profile_is_refused_clearly(tmp_path, aec):
         c.decompress(aec, profile="fast")
 
 
+def test_fast_head_with_level_scales_and_a_mid_layer(tmp_path, aec):
+    """The optional groups of fast.npz: a level-scale map that selects g_s's own scales is
+    g_s itself; a group given in part, or a map without its layer, is refused naming it."""
+    pkg = model_package.load(model_package.DEFAULT_MODEL, model_package.DEFAULT_HASH)
+    _, layers = synthesis_fast._parse(pkg.onnx_path("g_s").read_bytes())
+    big, last = layers[-2], layers[-1]
+    n = big["beta"].shape[0]
+    head = {"up_w": big["w"], "up_b": big["b"], "gamma": big["gamma"].reshape(n, n),
+            "beta": big["beta"], "last_w": last["w"], "last_b": last["b"],
+            "up_scale_a": np.eye(n, dtype=np.float32), "up_scale_c": np.zeros(n, np.float32)}
+    c = aecodec.Codec(model_path=[_with_fast_head(tmp_path / "a", head).parent])
+    exact = np.asarray(c.decompress(aec), dtype=int)
+    fast = np.asarray(c.decompress(aec, profile="fast"), dtype=int)
+    assert np.abs(fast - exact).max() <= 1  # the map picks g_s's own scales: g_s at any quality
+    for bad, match in [({"up_scale_c"}, "up_scale_c missing"),
+                       ({"mid_scale_a": np.eye(n, dtype=np.float32),
+                         "mid_scale_c": np.zeros(n, np.float32)}, "mid_scale_a"),
+                       ({"up_scale_a": np.eye(n + 1, dtype=np.float32)}, "up_scale_a")]:
+        h = dict(head)
+        if isinstance(bad, set):
+            for k in bad:
+                del h[k]
+        else:
+            h |= bad
+        c = aecodec.Codec(model_path=[_with_fast_head(tmp_path / str(len(match)), h).parent])
+        with pytest.raises(aecodec.ModelPackageError, match=match):
+            c.decompress(aec, profile="fast")
+
+
 def test_cli_fast(tmp_path, aec):
     import os
 

@@ -35,6 +35,17 @@ def crops(n=4, seed=1):
     return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("front_width", [None, CFG.N])
+def test_full_width_student_with_level_scales_is_the_teacher(front_width):
+    m = tiny_model()
+    x, t = crops(), torch.tensor([0.0, 0.7, 1.5, 2.0])
+    s = fs.from_teacher(m, CFG.N, x, t, front_width, level_scales=True)
+    y = fs.latents(m, x, t)
+    with torch.no_grad():
+        assert torch.allclose(s(y, m.decoder_scales(t)), m.g_s(y, m.decoder_scales(t)),
+                              atol=1e-5)
+
+
 def test_full_width_student_equals_the_teacher():
     m = tiny_model()
     with torch.no_grad():
@@ -53,13 +64,18 @@ def test_pruned_student_keeps_the_strongest_channels_and_a_bad_width_is_refused(
     assert s.up.out_channels == 3 and s.last.in_channels == 3
     with pytest.raises(ValueError, match="width must be from 1"):
         fs.FastSynthesis(m.g_s, CFG.N + 1)
+    with pytest.raises(ValueError, match="front_width must be from 1"):
+        fs.FastSynthesis(m.g_s, 3, front_width=0)
+    s = fs.from_teacher(m, 3, crops(), torch.ones(4), front_width=5)
+    assert (s.mid.out_channels, s.up.in_channels, s.up.out_channels) == (5, 5, 3)
 
 
 def test_distillation_trains_only_the_head_and_lowers_the_error():
     m = tiny_model()
     x = crops(2)
-    s = fs.from_teacher(m, 4, x, torch.ones(2))
+    s = fs.from_teacher(m, 4, x, torch.ones(2), front_width=5, level_scales=True)
     front = [p.clone() for p in s.front.parameters()]
+    trained = [p.clone() for p in s.trained_parameters()]
     opt = torch.optim.Adam(s.trained_parameters(), lr=3e-3)
     torch.manual_seed(0)
     first = fs.distill_step(m, s, opt, x)
@@ -67,35 +83,65 @@ def test_distillation_trains_only_the_head_and_lowers_the_error():
         last = fs.distill_step(m, s, opt, x)
     assert last < 0.8 * first
     assert all(torch.equal(a, b) for a, b in zip(front, s.front.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(trained, s.trained_parameters()))
     v = fs.validate(m, s, x, torch.ones(2))
     assert v["delta_db"] == pytest.approx(v["student"] - v["teacher"])
 
 
-def test_student_exports_to_a_graph_the_phase_builder_takes(tmp_path):
+@pytest.mark.parametrize("front_width, level_scales", [(None, False), (None, True), (5, False),
+                                                      (5, True)])
+def test_fast_head_in_phase_form_equals_the_torch_student(tmp_path, front_width, level_scales):
+    """What a package ships (the teacher's g_s.onnx + head_arrays as fast.npz) is what trained."""
+    import onnxruntime as ort
+
+    from aecodec.train.export import _export_onnx
+
+    m = tiny_model()
+    _export_onnx(m.g_s, torch.zeros(1, CFG.M, 4, 4), tmp_path / "g_s.onnx", "y_hat", "x_hat",
+                 {"scales": m.decoder_scales(torch.zeros(1)).detach()})
+    s = fs.from_teacher(m, 4, crops(), torch.ones(4), front_width, level_scales)
+    with torch.no_grad():  # trained-looking maps: not the teacher's own scales
+        for p in s.trained_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    head = fs.head_arrays(s)
+    assert ("mid_w" in head) == (front_width is not None)
+    assert ("up_scale_a" in head) == level_scales
+    phase = synthesis_fast.build_from_bytes((tmp_path / "g_s.onnx").read_bytes(), head)
+    t = torch.tensor([1.3])  # between levels: the map must follow the interpolation
+    with torch.no_grad():
+        y = fs.latents(m, crops(1), t)
+        sc = m.decoder_scales(t)
+        want = s(y, sc).numpy()
+    out = ort.InferenceSession(phase, providers=["CPUExecutionProvider"]).run(
+        None, {"y_hat": y.numpy(), "scales": sc.numpy()})[0]
+    np.testing.assert_allclose(out, want, atol=1e-4)
+
+
+def test_student_exports_to_onnx(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
     from train_fast_synthesis import export
 
     m = tiny_model()
-    s = fs.from_teacher(m, 4, crops(), torch.ones(4))
+    s = fs.from_teacher(m, 4, crops(), torch.ones(4), 5, True)
     export(s, m, tmp_path / "g.onnx")
-    phase = synthesis_fast.build(tmp_path / "g.onnx")
-    assert phase is not None  # runs in the fast (phase) form, like the default g_s
     import onnxruntime as ort
 
     t = torch.tensor([1.3])
     with torch.no_grad():
         y = fs.latents(m, crops(1), t)
         sc = m.decoder_scales(t)
-    out = ort.InferenceSession(phase, providers=["CPUExecutionProvider"]).run(
+        want = s(y, sc).numpy()
+    out = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"y_hat": y.numpy(), "scales": sc.numpy()})[0]
-    with torch.no_grad():
-        np.testing.assert_allclose(out, s(y, sc).numpy(), atol=1e-4)
+    np.testing.assert_allclose(out, want, atol=1e-4)
 
 
 def test_kmac_per_pixel_of_the_full_width_is_the_teacher_g_s():
     # the reference g_s: 36.8 kMAC/px of transposed convolutions + 5.376 of IGDN (N=128, M=192)
     assert fs.kmac_per_pixel(128, 192, 128) == pytest.approx(36.8 + 5.376)
     assert fs.kmac_per_pixel(128, 192, 48) < 0.55 * fs.kmac_per_pixel(128, 192, 128)
+    assert fs.kmac_per_pixel(128, 192, 32, 128) == fs.kmac_per_pixel(128, 192, 32)
+    assert fs.kmac_per_pixel(128, 192, 32, 64) < 0.6 * fs.kmac_per_pixel(128, 192, 32)
 
 
 def test_script_trains_saves_and_resumes(tmp_path):
