@@ -172,7 +172,7 @@ def from_teacher(model: HyperpriorCodec, width: int, x: torch.Tensor, t: torch.T
             _select(student.mid_scale, rows)
         else:
             fold_in = s2
-        f = layer_scale(1, g_s[3](g_s[2](f)))[0]  # the teacher's own second layer, as reference
+        f = a2  # the third layer's channels are chosen on the teacher's own second layer
     a3, s3 = layer_scale(2, g_s[5](g_s[4](f)))
     keep = strongest(a3, g_s[6].weight, width)
     student.up.weight.copy_(g_s[4].weight[rows][:, keep] * fold_in[rows, None, None, None])
