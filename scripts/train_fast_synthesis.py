@@ -4,12 +4,14 @@
     python scripts/train_fast_synthesis.py --out runs/fast48 --width 48 --minutes 60
     python scripts/train_fast_synthesis.py --out runs/fast48 --minutes 60     # resumes
 
-The student (aecodec/train/fast_synthesis.py) keeps the teacher's first two g_s layers and
-trains a narrower rest on the training crops (../shared/data/train; the last --holdout images
+The student (aecodec/train/fast_synthesis.py) keeps the teacher's first two g_s layers (one with
+--front-width) and trains a narrower rest (with per-level scales: --level-scales) on the training
+crops (../shared/data/train; the last --holdout images
 are never trained on and measure the student: ΔPSNR against the teacher's own g_s on the same
 latents). Writes OUT/state.pt (resumable: student, optimiser, step, data RNG), OUT/report.json
 (steps, steps/s, kMAC/px, the validation history), OUT/g_s_fast.onnx (to inspect) and
-OUT/fast.npz (the trained layers, what a package carries), every --save-minutes and at the end.
+OUT/fast.npz (the trained layers, what a package carries), every --save-minutes and at the end
+(Ctrl-C or SIGTERM ends the run there too).
 `--install PACKAGE` then puts fast.npz into a package (`decompress(..., profile="fast")`).
 Kodak is never used here.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -61,6 +64,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.install:
         return install(args.out / "fast.npz", args.install)
+    stop = []  # SIGINT/SIGTERM end the loop; the state is saved as at the end
+
+    def request_stop(*_):
+        stop.append(True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
 
     import numpy as np
     import torch
@@ -144,7 +154,7 @@ def main(argv=None) -> int:
     deadline = None if args.minutes is None else t0 + 60 * args.minutes
     bar = tqdm(initial=step, total=args.max_steps, unit="step", desc="distil", dynamic_ncols=True)
     losses: list = []
-    while (args.max_steps is None or step < args.max_steps) and (
+    while not stop and (args.max_steps is None or step < args.max_steps) and (
             deadline is None or time.monotonic() < deadline):
         for g in opt.param_groups:
             g["lr"] = fs.learning_rate(step, args.steps, args.lr, args.lr_final)
