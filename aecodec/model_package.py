@@ -281,6 +281,16 @@ class ModelPackage:
                 f"model {DEFAULT_MODEL} ({DEFAULT_HASH[:16]}) instead")
         return path
 
+    def extra(self, filename: str) -> Path | None:
+        """A decoder-side extra (fast.npz, preview.npz), or None if the package has none: only
+        one its manifest's `files` lists, which `verify` checked (format 2; a format-1 package's
+        `files`, if any, are not checked, so its extras are not used)."""
+        files = self.manifest.get("files")
+        if self.manifest.get("format", 1) < 2 or not isinstance(files, dict) or (
+                filename not in files):
+            return None
+        return self.path / filename
+
     @property
     def can_encode(self) -> bool:
         return can_encode(self.path)

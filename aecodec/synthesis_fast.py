@@ -535,14 +535,24 @@ PREVIEW_SCALES = (2, 4, 8)
 
 def preview_graph(package, k: int) -> bytes | None:
     """The preview synthesis (1/k of the full size) of a loaded package, from its `preview.npz`
-    (listed, hence verified, in its manifest's `files`), or None if it has none."""
-    if k not in PREVIEW_SCALES or PREVIEW_FILE not in package.manifest.get("files", {}):
+    (listed, hence verified, in its manifest's `files`), or None if it has none for 1/k. A head
+    that does not fit (shapes, values) is a damaged package: ModelPackageError."""
+    path = package.extra(PREVIEW_FILE)
+    if k not in PREVIEW_SCALES or path is None:
         return None
-    with np.load(package.path / PREVIEW_FILE, allow_pickle=False) as z:
-        if f"w{k}" not in z.files:
-            return None
-        w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
-    block = int(round((w.shape[0] // 3) ** 0.5))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if f"w{k}" not in z.files:
+                return None
+            w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
+        raise ModelPackageError(f"cannot read {path}: {e}") from e
+    block = 16 // k  # ŷ is at 1/16: the head's DepthToSpace makes it 1/k
+    want = (3 * block * block, package.latent_channels)
+    if (w.ndim != 4 or w.shape[:2] != want or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0
+            or b.shape != want[:1] or not (np.isfinite(w).all() and np.isfinite(b).all())):
+        raise ModelPackageError(f"{path} does not fit model {package.name}: w{k} {w.shape}, "
+                                f"b{k} {b.shape}, want {want} + odd square kernel, finite")
     return build_preview_from_bytes(package.onnx_path("g_s").read_bytes(), 0, w, b, block)
 
 
@@ -558,9 +568,9 @@ def fast_head(package) -> dict | None:
     verified, in its manifest's `files`), or None if it has none. Shapes are checked against
     each other (and, when the graph is built, against the package's g_s): a mismatch is a
     damaged package."""
-    if FAST_FILE not in package.manifest.get("files", {}):
+    path = package.extra(FAST_FILE)
+    if path is None:
         return None
-    path = package.path / FAST_FILE
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(FAST_KEYS)

@@ -2,18 +2,19 @@
 loaded package: the rANS tables, the exact h_s weights and the ONNX graphs.
 
 Each input is read (FuzzedDataProvider) as a list of edits to a copy of the tiny test package
-tests/data/models/golden-tiny in a scratch folder: manifest.json (fields, types, `files`
-digests, format 1/2, broken JSON), tables.npz and hyper_synthesis.npz (keys dropped or added,
-dtypes, shapes, NaN/inf/negative/huge values, the precision, broken zip/npy bytes, pickled
-object arrays), the ONNX graphs (byte damage, one stage's graph in another's place, small
-forged graphs with wrong shapes or dtypes). Most inputs then rewrite the manifest's digests and
-content hash over the edited files (compute_hash / file_digest), so the edits get past the
-SHA-256 verification to the npz/ONNX parsing and `_validate`. Then:
+tests/data/models/golden-tiny in a scratch folder: manifest.json (fields, types, `files` digests,
+format 1/2, broken JSON), tables.npz, hyper_synthesis.npz and an added fast.npz (keys dropped or
+added, dtypes, shapes, NaN/inf/negative/huge values, the precision, broken zip/npy bytes, pickled
+object arrays), the ONNX graphs (byte damage, one stage's graph in another's place, small forged
+graphs with wrong shapes or dtypes). Most inputs then rewrite the manifest's digests and content
+hash over the edited files (compute_hash / file_digest), so the edits get past the SHA-256
+verification to the npz/ONNX parsing and `_validate`. Then:
 
 - `model_package.load(folder)` must return a package or raise ModelPackageError /
   ModelNotFoundError;
 - a loaded package decodes a small file (its streams re-labelled with the package's name and
-  hash) through the public API, and encodes a 16×24 image: either works or raises an AecError.
+  hash) through the public API, with the exact and the fast profile, and encodes a 16×24
+  image: either works or raises an AecError.
 
 Anything else (another exception, a crash, a hang) is a finding.
 
@@ -252,6 +253,46 @@ def edit_npz(p: Pkg, fdp) -> None:
         p.removed.add(name)
 
 
+def tiny_head(fdp) -> dict:
+    """A fast.npz for golden-tiny's g_s (N = 8): w channels, perhaps a trained second layer of
+    v channels, perhaps level-scale maps (which this g_s, without level scales, must refuse)."""
+    rng = np.random.default_rng(fdp.ConsumeIntInRange(0, 1000))
+    n, w = 8, fdp.ConsumeIntInRange(1, 8)
+    v = fdp.ConsumeIntInRange(1, 8) if fdp.ConsumeBool() else None
+
+    def f(*shape):
+        return (rng.standard_normal(shape) * 0.1).astype(np.float32)
+
+    h = {"up_w": f(v or n, w, 5, 5), "up_b": f(w), "gamma": np.abs(f(w, w)),
+         "beta": np.abs(f(w)) + 0.1, "last_w": f(w, 3, 5, 5), "last_b": f(3)}
+    if v:
+        h |= {"mid_w": f(n, v, 5, 5), "mid_b": f(v), "mid_gamma": np.abs(f(v, v)),
+              "mid_beta": np.abs(f(v)) + 0.1}
+    if fdp.ConsumeBool():
+        h |= {"up_scale_a": f(w, n), "up_scale_c": f(w)}
+    if v and fdp.ConsumeBool():
+        h |= {"mid_scale_a": f(v, n), "mid_scale_c": f(v)}
+    return h
+
+
+def edit_fast(p: Pkg, fdp) -> None:
+    """Add (or edit) a fast.npz, the fast profile's decoder-side extra."""
+    try:
+        arrays = npz_arrays(p.files["fast.npz"]) if "fast.npz" in p.files else tiny_head(fdp)
+    except Exception:  # noqa: BLE001 - damaged by an earlier edit
+        arrays = tiny_head(fdp)
+    for _ in range(fdp.ConsumeIntInRange(0, 2)):
+        key = fdp.PickValueInList(sorted(arrays))
+        if fdp.ConsumeIntInRange(0, 5) == 0:
+            del arrays[key]
+        else:
+            arrays[key] = edit_array(arrays[key], fdp)
+    try:
+        p.files["fast.npz"] = npz_bytes(arrays, compressed=fdp.ConsumeBool())
+    except (ValueError, TypeError):
+        pass
+
+
 def edit_onnx(p: Pkg, fdp) -> None:
     name = ["g_s.onnx", "g_a.onnx", "h_a.onnx"][fdp.ConsumeIntInRange(0, 2)]
     k = fdp.ConsumeIntInRange(0, 5)
@@ -282,7 +323,8 @@ def fix_hashes(p: Pkg, fdp) -> None:
             m["content_hash"] = model_package.compute_hash(PKG, model_package.LEGACY_HASH_FILES)
         else:
             files = m.get("files") if isinstance(m.get("files"), dict) else {}
-            for name in (*model_package.IDENTITY_FILES, *model_package.ENCODER_FILES):
+            for name in (*model_package.IDENTITY_FILES, *model_package.ENCODER_FILES,
+                         "fast.npz"):
                 if (PKG / name).is_file() and fdp.ConsumeIntInRange(0, 7):
                     files[name] = model_package.file_digest(PKG / name)
             m["files"] = files
@@ -311,7 +353,7 @@ def build(data: bytes) -> None:
         p.manifest.pop("provenance", None)
     for _ in range(fdp.ConsumeIntInRange(0, 4)):
         try:
-            [edit_manifest, edit_npz, edit_onnx][fdp.ConsumeIntInRange(0, 2)](p, fdp)
+            [edit_manifest, edit_npz, edit_onnx, edit_fast][fdp.ConsumeIntInRange(0, 3)](p, fdp)
         except Exception:  # noqa: BLE001 - an edit this package cannot take (the harness's)
             pass
     if fdp.ConsumeIntInRange(0, 7):
@@ -336,10 +378,11 @@ def test_one_input(data: bytes) -> None:
     h.model_name = pkg.name if container.MODEL_NAME_RE.match(pkg.name) else h.model_name
     h.model_hash = pkg.hash_bytes[: container.HASH_LEN].ljust(container.HASH_LEN, b"\0")
     codec = aecodec.Codec(str(PKG), threads=1)
-    try:
-        codec.decompress(_file.to_bytes())
-    except aecodec.AecError:
-        pass
+    for profile in ("exact", "fast"):
+        try:
+            codec.decompress(_file.to_bytes(), profile=profile)
+        except aecodec.AecError:
+            pass
     try:
         codec.compress(IMAGE, 50)
     except aecodec.AecError:

@@ -285,6 +285,50 @@ def test_fast_head_with_level_scales_and_a_mid_layer(tmp_path, aec):
             c.decompress(aec, profile="fast")
 
 
+def test_extras_of_a_format_1_package_are_not_used(tmp_path):
+    """A format-1 manifest's `files` are not verified (fuzz finding: `"files": null` raised
+    TypeError on a fast decode): its extras are ignored, and the fast profile refused clearly."""
+    import shutil
+
+    dst = tmp_path / "golden-tiny"
+    shutil.copytree(DATA / "models" / "golden-tiny", dst)
+    man = json.loads((dst / "manifest.json").read_text())
+    assert man.get("format", 1) == 1
+    for files in (None, {synthesis_fast.FAST_FILE: "0" * 64}):
+        man["files"] = files
+        (dst / "manifest.json").write_text(json.dumps(man))
+        model_package._cache.clear()
+        c = aecodec.Codec("golden-tiny", model_path=[tmp_path])
+        data = c.compress(np.zeros((16, 24, 3), np.uint8), 50)
+        assert c.package.extra(synthesis_fast.FAST_FILE) is None
+        with pytest.raises(aecodec.ModelPackageError, match="no fast decoder profile"):
+            c.decompress(data, profile="fast")
+
+
+def test_a_preview_head_that_does_not_fit_is_refused(tmp_path, aec):
+    """preview.npz is verified by its digest but may still not fit the model: named, refused."""
+    import shutil
+
+    src = model_package.find(model_package.DEFAULT_MODEL, model_package.DEFAULT_HASH)
+    for i, (key, value) in enumerate([("w8", np.zeros((), np.float32)),
+                                      ("w8", np.zeros((12, 7, 3, 3), np.float32)),
+                                      ("b8", np.full(12, np.nan, np.float32))]):
+        dst = tmp_path / str(i) / src.name
+        shutil.copytree(src, dst)
+        with np.load(dst / synthesis_fast.PREVIEW_FILE) as z:
+            arrays = dict(z)
+        arrays[key] = value
+        np.savez(dst / synthesis_fast.PREVIEW_FILE, **arrays)
+        man = json.loads((dst / "manifest.json").read_text())
+        man["files"][synthesis_fast.PREVIEW_FILE] = model_package.file_digest(
+            dst / synthesis_fast.PREVIEW_FILE)
+        (dst / "manifest.json").write_text(json.dumps(man))
+        c = aecodec.Codec(model_path=[dst.parent])
+        with pytest.raises(aecodec.ModelPackageError, match="preview.npz does not fit"):
+            c.decode(aec, scale=8)
+        assert c.decompress(aec, scale=4).size == (48, 32)  # the other heads still work
+
+
 def test_cli_fast(tmp_path, aec):
     import os
 
