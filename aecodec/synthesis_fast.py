@@ -443,7 +443,7 @@ def build_from_bytes(data: bytes, head: dict | None = None) -> bytes | None:
         return None
     g, layers = parsed
     if head is not None:
-        layers = _with_head(layers, head, len(g.inputs) > 1)
+        layers = _with_head(layers, head)
     bld = _Builder()
     out_name = g.outputs[0]
     scales_input = g.inputs[1] if len(g.inputs) > 1 else None
@@ -476,7 +476,7 @@ def build_from_bytes(data: bytes, head: dict | None = None) -> bytes | None:
     return _model(bld, g, layers, out_name, cout)
 
 
-def _with_head(layers: list, head: dict, has_scales: bool) -> list:
+def _with_head(layers: list, head: dict) -> list:
     """The layer list with the fast head's layers in place of g_s's last two (three with a
     `mid` layer). A head's level-scale map reads the scales of the layer it replaces."""
     mid = "mid_w" in head
@@ -491,7 +491,7 @@ def _with_head(layers: list, head: dict, has_scales: bool) -> list:
     def smap(prefix: str, ly: dict):
         if f"{prefix}_scale_a" not in head:
             return None
-        if not has_scales or ly.get("scale") is None:
+        if ly.get("scale") is None:  # that layer of g_s is not level-scaled
             raise ValueError("its head has level scales, g_s has none there")
         return ly["scale"], head[f"{prefix}_scale_a"], head[f"{prefix}_scale_c"]
 

@@ -122,10 +122,10 @@ def main(argv=None) -> int:
             if unexpected or any(not k.endswith(("_scale.a", "_scale.c")) for k in missing):
                 raise SystemExit(f"--warm {args.warm} does not fit: missing {missing}, "
                                  f"unexpected {unexpected}")
-            for m in (student.up_scale, getattr(student, "mid_scale", None)):
-                if m is not None:
-                    torch.nn.init.zeros_(m.a)
-                    torch.nn.init.zeros_(m.c)
+            for name in ("up_scale", "mid_scale"):  # maps the warm state lacks: scale 1
+                if f"{name}.a" in missing:
+                    torch.nn.init.zeros_(getattr(student, name).a)
+                    torch.nn.init.zeros_(getattr(student, name).c)
         opt = torch.optim.Adam(student.trained_parameters(), lr=args.lr)
         step, history = 0, [{"step": 0, **fs.validate(model, student, val_x, val_t)}]
         print(f"pruned start: {history[0]}", file=sys.stderr)
