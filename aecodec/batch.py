@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import math
@@ -142,12 +141,11 @@ class _Worker:
         return rows
 
     def _code(self, src: str, dst: str) -> int:
-        from .cli import image_bytes, read_source, write_atomic
+        from .cli import image_bytes, read_source, source_image, write_atomic
 
         data = read_source(src)
         if self.job["command"] == "compress":  # exactly what `aecodec compress` does
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
+            with source_image(data) as im:
                 out = self.codec.encode(im, **self.job["target"],
                                         metadata=not self.job["strip"],
                                         effort=self.job["effort"],

@@ -14,11 +14,13 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from . import arguments, rate_control
+from .errors import UnsupportedImageError
 from .geometry import PREVIEW_SCALE, reduced_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -207,6 +209,23 @@ def read_source(src: str) -> bytes:
         raise CliError("is a folder") from None
 
 
+def source_image(data: bytes) -> Image.Image:
+    """The image in a source file's bytes, loaded: UnsupportedImageError for an empty file or
+    one Pillow cannot identify (Pillow's own message names an anonymous buffer)."""
+    if not data:
+        raise UnsupportedImageError("empty file")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedImageError("not an image file Pillow can read") from None
+    try:
+        im.load()
+    except BaseException:
+        im.close()
+        raise
+    return im
+
+
 def check_target(dst: str, force: bool) -> None:
     if dst == STDIO:
         if sys.stdout.isatty():
@@ -275,7 +294,11 @@ def run_batch(pairs, work, quiet: bool, force: bool) -> int:
                 raise CliError(f"{dst} is also the output of an earlier input")
             seen.add(key)
             check_target(dst, force)
-            work(src, dst)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                work(src, dst)
+            for w in caught:  # e.g. a CMYK source converted: say which file
+                _warn(f"{src if src != STDIO else '<stdin>'}: {w.message}", bar)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one line per failure, then go on
@@ -294,12 +317,16 @@ def _describe(e: Exception) -> str:
     return " ".join(msg.split())  # one line
 
 
-def _error(msg: str, bar=None) -> None:
-    line = f"aecodec: error: {msg}"
+def _error(msg: str, bar=None, kind: str = "error") -> None:
+    line = f"aecodec: {kind}: {' '.join(msg.split())}"
     if bar is not None and not bar.disable:
         bar.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr)
+
+
+def _warn(msg: str, bar=None) -> None:
+    _error(msg, bar, kind="warning")
 
 
 def cmd_compress(args) -> int:
@@ -314,9 +341,7 @@ def cmd_compress(args) -> int:
     target = {"quality": args.quality, "bpp": args.bpp, "psnr": args.psnr}
 
     def work(src, dst):
-        data = read_source(src)
-        with Image.open(io.BytesIO(data)) as im, _refine_bar(args, src) as progress:
-            im.load()
+        with source_image(read_source(src)) as im, _refine_bar(args, src) as progress:
             out = codec.encode(im, **{k: v for k, v in target.items() if v is not None},
                                metadata=not args.strip, refine=args.refine,
                                effort=args.effort, progress=progress,

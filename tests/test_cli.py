@@ -307,6 +307,26 @@ def test_missing_input_and_empty_folder(work, capsys):
     assert len(err) == 2 and "no such file" in err[0] and "no matching files" in err[1]
 
 
+def test_unreadable_sources_fail_with_a_clear_line(work, capsys):
+    (work / "empty.png").write_bytes(b"")
+    (work / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    Image.new("RGB", (8, 8)).save(work / "ok.png")
+    assert cli.main(["compress", "empty.png", "junk.png", "ok.png", "--quiet"]) == 1
+    err = errors(capsys.readouterr().err)
+    assert err == ["aecodec: error: empty.png: empty file",
+                   "aecodec: error: junk.png: not an image file Pillow can read"]
+    assert sorted(p.name for p in work.iterdir()) == ["empty.png", "junk.png", "ok.aec", "ok.png"]
+
+
+def test_a_warning_names_its_file(work, capsys):
+    Image.new("CMYK", (8, 8), (10, 20, 30, 0)).save(work / "print.jpg")
+    Image.new("RGB", (8, 8)).save(work / "plain.png")
+    assert cli.main(["compress", "print.jpg", "plain.png", "--quiet"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aecodec: warning: print.jpg: CMYK image")
+    assert (work / "print.aec").exists() and (work / "plain.aec").exists()
+
+
 def test_train_without_torch_says_what_to_install(monkeypatch, capsys):
     for mod in [m for m in sys.modules if m == "aecodec.train" or m.startswith("aecodec.train.")]:
         monkeypatch.delitem(sys.modules, mod)
