@@ -56,7 +56,8 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
 def decompress(data_or_path, *, device: str = "cpu", threads: int = 0, scale: int = 1,
                profile: str = "exact"):
     """Decode .aec bytes, a path or a binary file to a PIL image (RGB, L, RGBA or LA, as
-    encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad input.
+    encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad data, ValueError
+    on a bad argument (scale, profile), FileNotFoundError for a missing path.
     scale 2, 4, 8: a preview; profile "fast": the model's fast decoder (Codec.decode)."""
     return shared(None, device, threads).decompress(data_or_path, scale=scale, profile=profile)
 

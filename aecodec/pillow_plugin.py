@@ -1,10 +1,12 @@
 """Pillow plugin for .aec files (registered by `import aecodec`).
 
-Image.open reads only the header (size, mode, ICC/EXIF/XMP in `info`); load() decodes;
+Image.open reads only the header (size, mode, ICC/EXIF/XMP in `info`, and `aec_quality`, the
+quality it was coded at, and `aec_model`, its model id); load() decodes;
 im.draft("RGB", (w, h)) (hence im.thumbnail) and im.reduce(k) decode a preview at 1/k, k = 2, 4
 or 8, without the full synthesis (as JPEG's draft: the largest k that keeps the size ≥ (w, h));
 im.save("x.aec", quality=…) encodes (also bpp=…, psnr=…, icc_profile=, exif=, xmp=, model=,
-device=, threads=, refine=, effort=). Modes: see README ("Pillow") and docs/format.md.
+device=, threads=, refine=, effort=, preview=, metadata=). Modes: see README ("Pillow") and
+docs/format.md.
 """
 
 from __future__ import annotations

@@ -67,12 +67,13 @@ def model_block(manifest: dict) -> str:
     fig, prov = manifest.get("figures") or {}, manifest.get("provenance") or {}
     tr = fig.get("training") or {}
     last = tr.get("last_session") or {}
+    devices = list(dict.fromkeys(h.get("device", "cpu") for h in prov.get("history") or []))
     lines = [f"**{manifest['name']}** (content hash `{manifest['content_hash'][:12]}`): "
              f"{manifest['architecture']['parameters'] / 1e6:.2f} M parameters, trained "
              f"{prov.get('steps', 0):,} steps in {tr.get('wall_hours', 0):.1f} h on "
-             f"{last.get('device', 'cpu')} (batch {last.get('batch', '?')} of "
-             f"{last.get('crop', '?')}² crops, {last.get('steps_per_second', 0):.2f} steps/s "
-             "in its last whole-model session)."]
+             f"{' and '.join(devices) or last.get('device', 'cpu')} (its last whole-model "
+             f"session: {last.get('device', 'cpu')}, batch {last.get('batch', '?')} of "
+             f"{last.get('crop', '?')}² crops, {last.get('steps_per_second', 0):.2f} steps/s)."]
     kodak = fig.get("kodak")
     if kodak:
         effort = f", encoder effort {kodak['effort']}" if kodak.get("effort") else ""

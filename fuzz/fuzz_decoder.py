@@ -16,7 +16,7 @@ latent shapes and the synthesis. A fraction of mutations are libFuzzer's own byt
 Seeds: fuzz/corpus/decoder (fuzz/make_corpus.py). The files name the tiny test model
 tests/data/models/golden-tiny, found through $AECODEC_MODEL_PATH (set here).
 
-    PYTHONPATH=. python3 fuzz/fuzz_decoder.py -timeout=2 -rss_limit_mb=2048 \\
+    PYTHONPATH=. python3 fuzz/fuzz_decoder.py -timeout=2 -rss_limit_mb=3072 \\
         -max_total_time=300 /tmp/dec-corpus fuzz/corpus/decoder
     PYTHONPATH=. python3 fuzz/fuzz_decoder.py --iterations 10000   # plain loop, no atheris
 """
