@@ -96,6 +96,7 @@ def _metadata_of(im: Image.Image) -> dict:
 
 def _prepare_pil(im: Image.Image, metadata: bool = True) -> Prepared:
     meta = _metadata_of(im) if metadata else {}
+    _warn_if_multi_frame(im)
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         raise UnsupportedImageError(
@@ -128,6 +129,21 @@ def _prepare_pil(im: Image.Image, metadata: bool = True) -> Prepared:
     p = _prepare_array(a)
     p.metadata = meta
     return p
+
+
+def _warn_if_multi_frame(im: Image.Image) -> None:
+    """An .aec file holds one image: say so when the others of an animation or a multi-page
+    file would be left out (the source keeps them; nothing is lost silently). A camera's MPO
+    JPEG is not warned about: its frames after the first are auxiliary (previews, depth)."""
+    if im.format == "MPO":
+        return
+    try:
+        frames = int(getattr(im, "n_frames", 1))
+    except (OSError, EOFError, ValueError, TypeError):  # a damaged later frame: counted as one
+        frames = 1
+    if frames > 1:
+        warnings.warn(f"the image has {frames} frames (an animation or pages): only frame "
+                      f"{im.tell() + 1} is coded, as an .aec file holds one image", stacklevel=4)
 
 
 def reduced(p: Prepared, k: int) -> Prepared:

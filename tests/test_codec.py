@@ -296,6 +296,29 @@ def test_cmyk_is_converted_with_a_warning(codec, photo):
     assert out.mode == "RGB" and "icc_profile" not in out.info
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "WEBP"])
+def test_a_multi_frame_image_codes_its_current_frame_with_a_warning(codec, fmt):
+    frames = [Image.new("RGB", (16, 16), (60 * i, 90, 200 - 60 * i)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+    with Image.open(buf) as im:
+        im.seek(1)
+        with pytest.warns(UserWarning, match="3 frames .*only frame 2 is coded"):
+            data = codec.compress(im, quality=90)
+    out = np.asarray(codec.decompress(data), np.float64)
+    assert np.abs(out.mean(axis=(0, 1)) - (60, 90, 140)).max() < 8  # frame 2, not frame 1
+
+
+def test_a_camera_mpo_is_not_warned_about(codec, recwarn):
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(
+        buf, "MPO", save_all=True, append_images=[Image.new("RGB", (8, 8))])
+    with Image.open(buf) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+        codec.compress(im, quality=50)
+    assert not [w for w in recwarn if "frames" in str(w.message)]
+
+
 @pytest.mark.parametrize("mode", ["I;16", "I", "F"])
 def test_high_bit_depth_is_refused(codec, mode):
     im = Image.new(mode, (8, 8))
