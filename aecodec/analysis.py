@@ -31,10 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from . import container
+from . import arguments, container
+from .arguments import DEFAULT_QUALITY
+from .decoder import dequantize, synthesize
+from .engine import Engine, Latents, z_index
+from .geometry import HYPER_STRIDE, STRIDE
+from .images import Prepared, prepare
 
-STRIDE = 16  # pixels per ŷ latent
-HYPER = 4  # ŷ latents per ẑ latent (per side)
 TOP_FRACTION = 0.01  # the score averages the most surprising 1 % of the 16×16 blocks
 
 __all__ = ["Surprise", "embedding", "features", "surprise"]
@@ -48,14 +51,6 @@ def _codec(codec, model, device, threads):
     from .codec import shared
 
     return shared(model, device, threads)
-
-
-def _check_quality(quality) -> float:
-    if isinstance(quality, bool) or not (isinstance(quality, (int, float, np.integer,
-                                                              np.floating))
-                                         and 0 <= quality <= 100):
-        raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}")
-    return float(quality)
 
 
 def _classify(src):
@@ -86,47 +81,30 @@ class _Latents:
 
     width: int  # the image's size (not the coded, possibly turned, one)
     height: int
+    coded_size: tuple[int, int]  # (width, height) as coded (a quarter turn swaps them)
     orientation: int
     quality: float
-    z_hat: np.ndarray  # int32 [Nz, h/4, w/4]
-    s: np.ndarray  # int32 [M, h, w]
-    mu: np.ndarray  # float32 [M, h, w]
-    index: np.ndarray  # int32 [M, h, w]
-    gain: np.ndarray  # float32 [M]
-    engine: object
-    prepared: object = None  # codec.Prepared (pixels given)
+    codes: Latents  # ẑ, s, μ and the table indexes, as the file holds them
+    engine: Engine
+    prepared: Prepared | None = None  # pixels given
     data: bytes | None = None  # the .aec file (one was given)
 
-    @property
-    def coded_size(self) -> tuple[int, int]:
-        """(width, height) as coded (a quarter turn swaps them)."""
-        return ((self.height, self.width) if self.orientation % 2
-                else (self.width, self.height))
-
     def y_hat(self) -> np.ndarray:
-        """ŷ = (s + μ) / gain, float32 [M, h, w], computed exactly as the decoder does."""
-        from . import _core
-
-        y = _core.dequantize(self.s, self.mu)
-        y /= self.gain[:, None, None]
-        return y
+        """ŷ = (s + μ) / gain, float32 [M, h, w], as the decoder forms it."""
+        return dequantize(self.engine, self.codes)
 
 
 def _latents(codec, src, quality: float) -> _Latents:
     kind, obj = _classify(src)
     if kind == "aec":
         header, eng, lat = codec.file_latents(obj)
-        return _Latents(header.width, header.height, header.orientation, float(header.quality),
-                        lat.z_hat, lat.s, lat.mu, lat.index, eng.package.gain(header.quality),
-                        eng, data=obj)
-    from .images import prepare
-
+        return _Latents(header.width, header.height, header.coded_size, header.orientation,
+                        float(header.quality), lat, eng, data=obj)
     p = prepare(obj, metadata=False)
     h, w = p.rgb.shape[:2]
     container.check_pixels(w, h)
     eng, lat = codec.image_latents(p, quality)
-    return _Latents(w, h, 0, quality, lat.z_hat, lat.s, lat.mu, lat.index,
-                    eng.package.gain(quality), eng, prepared=p)
+    return _Latents(w, h, (w, h), 0, quality, lat, eng, prepared=p)
 
 
 # ---- bits ----------------------------------------------------------------------------------
@@ -156,11 +134,11 @@ def _block_bits(lat: _Latents) -> np.ndarray:
     """Bits of every ŷ latent position (all channels) plus its share of its ẑ cell's bits,
     float64 [h, w] over the coded (padded) latent grid."""
     tables = lat.engine.package.tables
-    y_bits = symbol_bits(tables, "y", lat.s, lat.index).sum(axis=0)
-    nz = lat.z_hat.shape[0]
-    z_index = np.broadcast_to(np.arange(nz, dtype=np.int64)[:, None, None], lat.z_hat.shape)
-    z_bits = symbol_bits(tables, "z", lat.z_hat, z_index).sum(axis=0) / (HYPER * HYPER)
-    return y_bits + np.repeat(np.repeat(z_bits, HYPER, axis=0), HYPER, axis=1)
+    codes = lat.codes
+    y_bits = symbol_bits(tables, "y", codes.s, codes.index).sum(axis=0)
+    z_bits = (symbol_bits(tables, "z", codes.z_hat, z_index(codes.z_hat.shape)).sum(axis=0)
+              / (HYPER_STRIDE * HYPER_STRIDE))
+    return y_bits + np.repeat(np.repeat(z_bits, HYPER_STRIDE, axis=0), HYPER_STRIDE, axis=1)
 
 
 def _fold(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -286,15 +264,15 @@ def image_score(m: np.ndarray, top: float = TOP_FRACTION) -> float:
     return float(blocks[-k:].mean())
 
 
-def surprise(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str | None = None,
-             threads: int = 0, codec=None) -> Surprise:
+def surprise(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+             model: str | None = None, threads: int = 0, codec=None) -> Surprise:
     """Where the model finds an image unusual: a Surprise with `.bits` (bits per pixel spent
     there), `.error` (squared reconstruction error; None from an .aec), `.score`, `.to_image()`.
 
     img_or_aec: a PIL image, uint8 array or image path (encoded at `quality` as compress()
     would), or an .aec file (bytes, path or binary file: its own quality; no g_s runs)."""
     codec = _codec(codec, model, device, threads)
-    quality = _check_quality(quality)
+    quality = arguments.quality(quality)
     lat = _latents(codec, img_or_aec, quality)
     cw, ch = lat.coded_size
     blocks = _block_bits(lat)
@@ -306,9 +284,7 @@ def surprise(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str
     error = base = None
     if lat.prepared is not None:
         p = lat.prepared
-        pkg = lat.engine.package
-        rgb = lat.engine.transforms.synthesis(lat.y_hat(), lat.height, lat.width,
-                                              pkg.decoder_scales(lat.quality))
+        rgb = synthesize(lat.engine, lat.codes, ch, cw)  # orientation 0: as coded
         if p.mode in ("L", "LA"):  # the decoder gives back grey: compare grey
             x = p.rgb[:, :, 0].astype(np.float32)
             d = x - np.asarray(Image.fromarray(rgb, "RGB").convert("L"), np.float32)
@@ -367,15 +343,15 @@ def _features(lat: _Latents) -> np.ndarray:
     return np.ascontiguousarray(y)
 
 
-def features(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str | None = None,
-             threads: int = 0, codec=None) -> np.ndarray:
+def features(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+             model: str | None = None, threads: int = 0, codec=None) -> np.ndarray:
     """The dequantized latent ŷ = (s + μ)/gain of an image: float32 [M, ceil(H/16), ceil(W/16)],
     latent (i, j) describing pixels [16i, 16i+16) × [16j, 16j+16).
 
     From pixels (encoded at `quality`, g_a + h_a + exact h_s) or from an .aec file (entropy
     decoding + exact h_s, no g_s): the same file gives the same array, bit for bit."""
     codec = _codec(codec, model, device, threads)
-    return _features(_latents(codec, img_or_aec, _check_quality(quality)))
+    return _features(_latents(codec, img_or_aec, arguments.quality(quality)))
 
 
 def pool(y: np.ndarray) -> np.ndarray:
@@ -400,8 +376,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def embedding(img_or_aec, quality: float = 75, *, device: str = "cpu", model: str | None = None,
-              threads: int = 0, codec=None) -> np.ndarray:
+def embedding(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+              model: str | None = None, threads: int = 0, codec=None) -> np.ndarray:
     """One float32 vector per image, L2-normalised, of a fixed length whatever the image size
     (README, "Surprise maps and features"): compare two images by the dot product (cosine
     similarity) of their embeddings. Inputs as for features()."""

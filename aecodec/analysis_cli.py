@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
+from .arguments import DEFAULT_QUALITY
 
 OVERLAY_SUFFIX = "-surprise.png"
 
@@ -36,9 +37,9 @@ def add_parsers(sub, common) -> None:
     s.add_argument("-o", "--output", metavar="OUT",
                    help="write the heat-map overlay: a PNG file (one input) or a folder "
                         f"(NAME{OVERLAY_SUFFIX} per input); default: scores only")
-    s.add_argument("-q", "--quality", type=float, default=75.0, metavar="Q",
-                   help="quality images are encoded at, 0-100 (default 75; an .aec file "
-                        "keeps its own)")
+    s.add_argument("-q", "--quality", type=float, default=DEFAULT_QUALITY, metavar="Q",
+                   help=f"quality images are encoded at, 0-100 (default {DEFAULT_QUALITY:g}; "
+                        "an .aec file keeps its own)")
     s.add_argument("--map", default="auto", choices=("auto", "bits", "error", "combined"),
                    help="what the overlay shows (default: combined from pixels, bits from .aec)")
     s.add_argument("--json", action="store_true", help="one JSON object per file, ranked")
@@ -54,8 +55,8 @@ def add_parsers(sub, common) -> None:
     f.add_argument("inputs", nargs="+", metavar="IN",
                    help="images or .aec files, or folders (searched recursively)")
     f.add_argument("-o", "--output", metavar="OUT.npz", required=True, help="the .npz to write")
-    f.add_argument("-q", "--quality", type=float, default=75.0, metavar="Q",
-                   help="quality images are encoded at, 0-100 (default 75)")
+    f.add_argument("-q", "--quality", type=float, default=DEFAULT_QUALITY, metavar="Q",
+                   help=f"quality images are encoded at, 0-100 (default {DEFAULT_QUALITY:g})")
     f.add_argument("--embeddings-only", action="store_true",
                    help="leave out the feature maps (much smaller)")
     _model(f)
@@ -70,7 +71,7 @@ def _model(sp) -> None:
 
 def expand(inputs: list[str]) -> list[tuple[str, Path | None]]:
     """(file, path relative to the folder it came from, or None) for images and .aec files."""
-    exts = cli._image_extensions() | {".aec"}
+    exts = cli.image_extensions() | {".aec"}
     out = []
     for arg in inputs:
         p = Path(arg)
@@ -95,7 +96,7 @@ def _source(src: str):
 
 def _check_quality(args) -> bool:
     if not 0 <= args.quality <= 100:
-        cli._error("--quality must be between 0 and 100")
+        cli.error("--quality must be between 0 and 100")
         return False
     return True
 
@@ -118,7 +119,7 @@ def _setup(args, codec_class, target: str | None = None):
         if target is not None:
             cli.check_target(target, args.force)
     except Exception as e:
-        cli._error(cli._describe(e))
+        cli.error(cli.describe(e))
         return None
     return codec, items
 
@@ -166,7 +167,7 @@ def cmd_surprise(args) -> int:
             raise
         except Exception as e:
             failures += 1
-            cli._error(f"{src}: {cli._describe(e)}", bar)
+            cli.error(f"{src}: {cli.describe(e)}", bar)
     rows.sort(key=lambda r: -r["score"])
     for rank, r in enumerate(rows, 1):
         if args.json:
@@ -205,14 +206,14 @@ def cmd_features(args) -> int:
             raise
         except Exception as e:
             failures += 1
-            cli._error(f"{src}: {cli._describe(e)}", bar)
+            cli.error(f"{src}: {cli.describe(e)}", bar)
     if names:
         buf = io.BytesIO()
         np.savez(buf, names=np.array(names), embeddings=np.stack(embeddings), **maps)
         try:
             cli.write_atomic(args.output, buf.getvalue(), args.force)
         except Exception as e:
-            cli._error(cli._describe(e))
+            cli.error(cli.describe(e))
             return cli.EXIT_FAILED
         if not args.quiet:
             print(f"aecodec: {len(names)} file(s) -> {args.output} (embeddings "

@@ -15,6 +15,7 @@ import numpy as np
 
 from .rate_control import EFFORT_ORIENTATIONS
 
+DEFAULT_QUALITY = 75.0  # what compress() codes at without a target
 MAX_REFINE = 10000
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from PIL import Image
 
 from . import arguments
-from .codec import DEFAULT_QUALITY
+from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY
 
 MANIFEST_NAME = "aecodec-failures.json"
 # Ray Data blocks: one image per block up to this many images (the pool balances them one by
@@ -130,9 +130,9 @@ class _Worker:
                 else:
                     size = self._code(src, dst)
             except Exception as e:  # reported in the manifest; the other images go on
-                from .cli import _describe
+                from .cli import describe
 
-                status, error, etype = "failed", _describe(e), type(e).__name__
+                status, error, etype = "failed", describe(e), type(e).__name__
             for k, v in (("input", str(name)), ("output", str(out)), ("status", status),
                          ("error", error),
                          ("type", etype), ("bytes", size),
@@ -459,8 +459,8 @@ def _target(quality, bpp, psnr) -> dict:
 
 
 def compress_folder(inputs, output, *, quality: float | None = None, bpp: float | None = None,
-                    psnr: float | None = None, effort: int = 1, model: str | None = None,
-                    strip: bool = False, preview: bool | None = None,
+                    psnr: float | None = None, effort: int = DEFAULT_EFFORT,
+                    model: str | None = None, strip: bool = False, preview: bool | None = None,
                     workers: int | None = None, cpus_per_worker: float = 1,
                     gpus_per_worker: float = 0, threads: int | None = None,
                     address: str | None = None, force: bool = False, manifest=None,
@@ -509,8 +509,10 @@ def decompress_folder(inputs, output, *, format: str = "png", workers: int | Non
 # ---- command line -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _checked as checked  # the CLI's option types: the API's checks
-    from .cli import add_encode_options
+    from .cli import (
+        add_encode_options,
+        checked,  # the CLI's option types: the API's checks
+    )
 
     p = argparse.ArgumentParser(
         prog="aecodec batch",

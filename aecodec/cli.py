@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import arguments, rate_control
 from .errors import UnsupportedImageError
-from .geometry import PREVIEW_SCALE, reduced_size
+from .geometry import PREVIEW_SCALE, PREVIEW_SCALES, reduced_size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
@@ -39,11 +39,11 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
     """The encoder's options (target, model, metadata, effort), shared by `aecodec compress`
     and `aecodec batch compress`, so both parse and check them alike."""
     t = c.add_mutually_exclusive_group()
-    t.add_argument("-q", "--quality", type=_checked(arguments.quality), metavar="Q",
+    t.add_argument("-q", "--quality", type=checked(arguments.quality), metavar="Q",
                    help="quality 0-100, higher is better (default 75)")
-    t.add_argument("--bpp", type=_checked(arguments.positive, name="bpp"), metavar="B",
+    t.add_argument("--bpp", type=checked(arguments.positive, name="bpp"), metavar="B",
                    help="target bits per pixel (searched)")
-    t.add_argument("--psnr", type=_checked(arguments.positive, name="psnr"), metavar="P",
+    t.add_argument("--psnr", type=checked(arguments.positive, name="psnr"), metavar="P",
                    help="target PSNR in dB (searched)")
     c.add_argument("--model", default=None,
                    help="model package name or folder (default: the shipped default model)")
@@ -52,15 +52,15 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
                    help="embed the image at 1/8 of its size (~1-3 %% of the file) for fast "
                         "thumbnails (decompress --scale 1/8, Pillow's draft); default: for "
                         "images of 2048 px or more on their short side")
-    c.add_argument("-e", "--effort", type=_checked(arguments.effort, int), default=1,
-                   metavar="{1..5}",
+    c.add_argument("-e", "--effort", type=checked(arguments.effort, int),
+                   default=rate_control.DEFAULT_EFFORT, metavar="{1..5}",
                    help="encoder effort: 1-3 code 1, 2 or all 8 orientations of the image and "
                         "keep the best file (2 and 3 encode ~6x and ~20x slower); 4 and 5 "
                         "(need torch) then refine its latents by 12 or 40 gradient steps "
                         "(seconds to minutes per image); default 1")
 
 
-def _checked(check, parse=float, name: str | None = None):
+def checked(check, parse=float, name: str | None = None):
     """An argparse type: parse the text, then the API's own check (one message for both)."""
     def convert(text: str):
         try:
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (one input), folder (several), or - for stdout; default: "
                         "NAME.aec in the current folder (stdout for stdin)")
     add_encode_options(c)
-    c.add_argument("--refine", type=_checked(arguments.refine, int), default=0, metavar="N",
+    c.add_argument("--refine", type=checked(arguments.refine, int), default=0, metavar="N",
                    help="fit the latents to each image with N gradient steps (needs torch; "
                         "e.g. 60: much slower, smaller files at the same quality)")
     _common(c)
@@ -139,7 +139,7 @@ def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     sp.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                     help="cpu (default) or cuda (needs onnxruntime-gpu)")
-    sp.add_argument("--threads", type=_checked(arguments.threads, int), default=0, metavar="N",
+    sp.add_argument("--threads", type=checked(arguments.threads, int), default=0, metavar="N",
                     help="worker threads (default: all cores)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
@@ -152,13 +152,13 @@ def _version() -> str:
 
 # ---- inputs and outputs -------------------------------------------------------------------
 
-def _image_extensions() -> set:
+def image_extensions() -> set:
     return {ext for ext in Image.registered_extensions() if ext != ".aec"}
 
 
 def expand(inputs: list[str], want_aec: bool) -> list[tuple[str, Path | None]]:
     """(input, path relative to the folder it came from, or None) for every input file."""
-    exts = {".aec"} if want_aec else _image_extensions()
+    exts = {".aec"} if want_aec else image_extensions()
     out = []
     for arg in inputs:
         p = Path(arg)
@@ -298,26 +298,26 @@ def run_batch(pairs, work, quiet: bool, force: bool) -> int:
                 warnings.simplefilter("always")
                 work(src, dst)
             for w in caught:  # e.g. a CMYK source converted: say which file
-                _warn(f"{src if src != STDIO else '<stdin>'}: {w.message}", bar)
+                warn(f"{src if src != STDIO else '<stdin>'}: {w.message}", bar)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one line per failure, then go on
             failures += 1
-            _error(f"{src if src != STDIO else '<stdin>'}: {_describe(e)}", bar)
+            error(f"{src if src != STDIO else '<stdin>'}: {describe(e)}", bar)
     if len(pairs) > 1 and not quiet:
         print(f"aecodec: {len(pairs) - failures} of {len(pairs)} files done"
               + (f", {failures} failed" if failures else ""), file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _describe(e: Exception) -> str:
+def describe(e: Exception) -> str:
     msg = str(e) or type(e).__name__
     if isinstance(e, OSError) and e.strerror and e.filename:
         msg = f"{e.strerror}: {e.filename}"
     return " ".join(msg.split())  # one line
 
 
-def _error(msg: str, bar=None, kind: str = "error") -> None:
+def error(msg: str, bar=None, kind: str = "error") -> None:
     line = f"aecodec: {kind}: {' '.join(msg.split())}"
     if bar is not None and not bar.disable:
         bar.write(line, file=sys.stderr)
@@ -325,8 +325,8 @@ def _error(msg: str, bar=None, kind: str = "error") -> None:
         print(line, file=sys.stderr)
 
 
-def _warn(msg: str, bar=None) -> None:
-    _error(msg, bar, kind="warning")
+def warn(msg: str, bar=None) -> None:
+    error(msg, bar, kind="warning")
 
 
 def cmd_compress(args) -> int:
@@ -336,7 +336,7 @@ def cmd_compress(args) -> int:
         codec = Codec(args.model, device=args.device, threads=args.threads)
         pairs = plan(expand(args.inputs, want_aec=False), args.output, ".aec")
     except Exception as e:
-        _error(_describe(e))
+        error(describe(e))
         return EXIT_FAILED
     target = {"quality": args.quality, "bpp": args.bpp, "psnr": args.psnr}
 
@@ -402,10 +402,12 @@ def _save_format(args, dst: str) -> str:
 
 
 def _scale(text: str) -> int:
-    """"1", "1/2", "1/4", "1/8" (or "2", "4", "8") → the divisor."""
+    """"1", "1/2", "1/4", "1/8" (or "2", "4", "8": PREVIEW_SCALES) → the divisor."""
     k = text.split("/", 1)[1] if text.startswith("1/") else text
-    if k not in ("1", "2", "4", "8"):
-        raise argparse.ArgumentTypeError(f"{text!r}: use 1, 1/2, 1/4 or 1/8")
+    allowed = (1, *PREVIEW_SCALES)
+    if k not in map(str, allowed):
+        names = ["1"] + [f"1/{s}" for s in PREVIEW_SCALES]
+        raise argparse.ArgumentTypeError(f"{text!r}: use {', '.join(names[:-1])} or {names[-1]}")
     return int(k)
 
 
@@ -414,14 +416,14 @@ def cmd_decompress(args) -> int:
 
     fmt = (args.format or "png").lower()
     if fmt not in FORMAT_EXT and fmt.upper() not in Image.SAVE:
-        _error(f"unknown output format {args.format!r} (try png, jpeg, webp, tiff, bmp)")
+        error(f"unknown output format {args.format!r} (try png, jpeg, webp, tiff, bmp)")
         return EXIT_FAILED
     try:
         codec = Codec(device=args.device, threads=args.threads)
         pairs = plan(expand(args.inputs, want_aec=True), args.output,
                      FORMAT_EXT.get(fmt, "." + fmt))
     except Exception as e:
-        _error(_describe(e))
+        error(describe(e))
         return EXIT_FAILED
 
     def work(src, dst):
@@ -443,7 +445,7 @@ def describe_file(data: bytes, name: str) -> dict:
         folder = model_package.find(h.model_name, h.model_hash.hex())
         arch = model_package.read_manifest(folder).get("architecture", {})
         installed = True
-        m, nz = m or arch.get("M"), nz or arch.get("Nz")  # version 2 files leave them to the model
+        m, nz = m or arch.get("M"), nz or arch.get("Nz")  # version 2+ files leave them to the model
     except Exception:
         pass
     meta = {k: len(v) for k, v in f.metadata.items()}
@@ -480,6 +482,8 @@ _ORIENTATION_NAMES = ("as is", "turned a quarter left", "turned half", "turned a
 
 
 def _format_info(d: dict) -> str:
+    from . import model_package
+
     meta = ", ".join(f"{ {'icc_profile': 'ICC profile', 'exif': 'EXIF', 'xmp': 'XMP'}[k]} "
                      f"{v:,} bytes" + (f" ({d['icc_description']})" if k == "icc_profile"
                                        and d["icc_description"] else "")
@@ -494,7 +498,7 @@ def _format_info(d: dict) -> str:
         f"{d['file']}: aecodec image, format {d['format_version']}",
         f"  size:      {d['width']}x{d['height']} {d['mode']}",
         f"  file:      {d['bytes']:,} bytes, {d['bpp']:.4f} bpp",
-        f"  model:     {d['model']} (content hash {d['model_hash'][:16]}"
+        f"  model:     {d['model']} (content hash {model_package.short_hash(d['model_hash'])}"
         f"{'' if d['model_installed'] else ', NOT INSTALLED'})",
         f"  quality:   {d['quality']:g}, coded in orientation {d['orientation']} "
         f"({_ORIENTATION_NAMES[d['orientation']]})",
@@ -518,7 +522,7 @@ def cmd_info(args) -> int:
             print(json.dumps(d) if args.json else _format_info(d))
         except Exception as e:
             failures += 1
-            _error(f"{src if src != STDIO else '<stdin>'}: {_describe(e)}")
+            error(f"{src if src != STDIO else '<stdin>'}: {describe(e)}")
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -534,8 +538,8 @@ def describe_models() -> list[dict]:
                 "encoder" if model_package.can_encode(folder) else "decode-only")
         kodak = (m.get("figures") or {}).get("kodak") or {}
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-        rows.append({"model": name, "content_hash": h, "id": f"{name}@{h[:12]}", "role": role,
-                     "bytes": size, "folder": str(folder),
+        rows.append({"model": name, "content_hash": h, "id": model_package.model_id(name, h),
+                     "role": role, "bytes": size, "folder": str(folder),
                      "steps": (m.get("provenance") or {}).get("steps"),
                      "kodak_bd_rate": kodak.get("bd_rate_percent"),
                      "kodak_effort": kodak.get("effort"), "kodak_date": kodak.get("date_utc")})
@@ -558,7 +562,7 @@ def cmd_models(args) -> int:
     for r in rows:
         print(json.dumps(r) if args.json else _format_model(r))
     if not rows:
-        _error("no model package is installed: reinstall aecodec")
+        error("no model package is installed: reinstall aecodec")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -569,7 +573,7 @@ def delegate(command: str, argv: list[str]) -> int:
         from .train import cli as train_cli
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] in ("torch", "onnx", "onnxscript"):
-            _error(f'aecodec {command} needs PyTorch and ONNX ({e.name} is missing): '
+            error(f'aecodec {command} needs PyTorch and ONNX ({e.name} is missing): '
                    'pip install "aecodec[train]"')
             return EXIT_FAILED
         raise
@@ -596,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"compress": cmd_compress, "decompress": cmd_decompress,
                 "info": cmd_info, "models": cmd_models, **COMMANDS}[args.command](args)
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return 130
     except BrokenPipeError:
         return EXIT_FAILED

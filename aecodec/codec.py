@@ -24,19 +24,19 @@ import numpy as np
 from PIL import Image
 
 from . import arguments, container, model_package, rate_control
+from .arguments import DEFAULT_QUALITY
 from .container import Header
 from .decoder import decode_image, decode_symbols
 from .encoder import STAGES, ImageEncoder, Refiner, encode_image, wants_preview
 from .engine import Engine, Latents
+from .geometry import PREVIEW_SCALES
 from .images import Prepared, orient, prepare, read_input, with_metadata
 from .rate_control import DEFAULT_EFFORT
 from .results import DecodeResult, EncodeResult, Timings
-from .synthesis_fast import PREVIEW_SCALES
 from .transform import TILE, Transforms
 
 __all__ = ["DEFAULT_EFFORT", "DEFAULT_QUALITY", "SLICE_SYMBOLS", "Codec", "orient", "shared"]
 
-DEFAULT_QUALITY = 75.0
 # About this many latent symbols per independently coded Y slice: one slice for a Kodak-size
 # image (each slice costs ~20 bytes of framing plus its lanes' final states), several for the
 # threads on a large one.
@@ -218,7 +218,8 @@ class Codec:
         model without one raises ModelPackageError. "exact" (default): the reference."""
         is_int = isinstance(scale, (int, np.integer)) and not isinstance(scale, bool)
         if not is_int or scale not in (1, *PREVIEW_SCALES):
-            raise ValueError(f"scale must be 1, 2, 4 or 8, not {scale!r}")
+            allowed = ", ".join(map(str, (1, *PREVIEW_SCALES[:-1])))
+            raise ValueError(f"scale must be {allowed} or {PREVIEW_SCALES[-1]}, not {scale!r}")
         profile = arguments.profile(profile)
         t0 = time.perf_counter()
         timings = Timings()

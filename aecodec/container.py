@@ -107,7 +107,7 @@ class Header:
 
     @property
     def model_id(self) -> str:
-        return f"{self.model_name} (content hash {self.model_hash.hex()[:16]})"
+        return f"{self.model_name} (content hash {self.model_hash.hex()[: 2 * HASH_LEN]})"
 
     def to_bytes(self) -> bytes:
         """HEAD's fields as the current version writes them (the CRC is added by the framing)."""
@@ -317,7 +317,7 @@ class _ChunkReader:
     def __init__(self, fp: BinaryIO, prefix: bytes, version: tuple, remaining: int | None):
         self.fp, self.version, self.major, self.remaining = fp, version, version[0], remaining
         self.prefix = prefix
-        self.crc = zlib.crc32(prefix)  # version 2: CRC-32 of every byte read so far
+        self.crc = zlib.crc32(prefix)  # version 2+: CRC-32 of every byte read so far
         self.first = True
 
     def _read(self, n: int) -> bytes:

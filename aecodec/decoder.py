@@ -23,6 +23,14 @@ from .results import Timings
 MapFn = Callable[[Callable, list], list]
 
 
+def dequantize(eng: Engine, lat: Latents) -> np.ndarray:
+    """ŷ = (s + μ) / gain(q), float32 [M, h, w]: what g_s and the preview heads read.
+    float32(s) + μ is rounded once (core().dequantize), then divided by the gain."""
+    y_hat = core().dequantize(lat.s, lat.mu)
+    y_hat /= eng.package.gain(lat.quality)[:, None, None]
+    return y_hat
+
+
 def synthesize(eng: Engine, lat: Latents, height: int, width: int,
                release: bool = False, profile: str = "exact") -> np.ndarray:
     """Pixels height×width×3 uint8 (in the coded orientation) of quantized latents:
@@ -38,9 +46,9 @@ def synthesize(eng: Engine, lat: Latents, height: int, width: int,
         for c in range(y_hat.shape[0]):
             y_hat[c] += s[c].astype(np.float32)
         del s
+        y_hat /= pkg.gain(lat.quality)[:, None, None]
     else:
-        y_hat = core().dequantize(lat.s, lat.mu)
-    y_hat /= pkg.gain(lat.quality)[:, None, None]
+        y_hat = dequantize(eng, lat)
     return eng.transforms.synthesis(y_hat, height, width, pkg.decoder_scales(lat.quality),
                                     profile)
 
@@ -94,10 +102,8 @@ def preview(eng: Engine, lat: Latents, height: int, width: int, k: int) -> np.nd
     """Pixels ceil(height/k) × ceil(width/k) × 3 uint8 (coded orientation) of quantized latents
     at 1/k of the size: the package's preview head on ŷ (no g_s), or, for a package without one,
     the full synthesis reduced by k (a box filter, as Image.reduce)."""
-    pkg = eng.package
-    y_hat = core().dequantize(lat.s, lat.mu)
-    y_hat /= pkg.gain(lat.quality)[:, None, None]
-    rgb = eng.transforms.preview(y_hat, k, height, width, pkg.decoder_scales(lat.quality))
+    rgb = eng.transforms.preview(dequantize(eng, lat), k, height, width,
+                                 eng.package.decoder_scales(lat.quality))
     if rgb is None:
         rgb = np.asarray(Image.fromarray(synthesize(eng, lat, height, width)).reduce(k))
     return rgb

@@ -12,9 +12,12 @@ HYPER_STRIDE = 4  # latents per hyper-latent (h_a, h_s: two stride-2 (transposed
 PAD = STRIDE * HYPER_STRIDE  # images are padded (edge replication) to a multiple of this
 
 
+# Reduced-size decoding (Pillow's draft and reduce, `decompress(scale=k)`) is offered at 1/k for
+# these k, as JPEG's DCT scaling.
+PREVIEW_SCALES = (2, 4, 8)
 # An embedded preview (the file's prvw chunk) is the image at 1/PREVIEW_SCALE of its size: the
-# smallest of the draft scales (as JPEG's 1/8 DCT scaling), the one a thumbnail asks for.
-PREVIEW_SCALE = 8
+# smallest of the draft scales, the one a thumbnail asks for.
+PREVIEW_SCALE = max(PREVIEW_SCALES)
 
 
 def reduced_size(width: int, height: int, k: int) -> tuple[int, int]:

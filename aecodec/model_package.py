@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .container import HASH_LEN
 from .errors import ModelNotFoundError, ModelPackageError
 
 DEFAULT_MODEL = "hyperprior-mse"
@@ -24,6 +25,11 @@ DEFAULT_MODEL = "hyperprior-mse"
 # Changing it is how a new model lands; the one it replaces stays installed as decode-only.
 DEFAULT_HASH = "de40e52c05b1beaf2ef24ce7c12af85eb889cf2f32ddaaaad4c1799cb63551ab"
 ENV_VAR = "AECODEC_MODEL_PATH"
+# How much of a content hash messages show and a lookup needs: a file's header keeps HASH_LEN
+# bytes of it (container), so a hash is matched by a prefix of at least that many hex digits.
+HASH_HEX = 2 * HASH_LEN
+# A model id (`<name>@<hash12>`) and its package folder (`<name>-<hash12>`) use 12 hex digits.
+ID_HEX = 12
 
 # A model's identity (docs/model-package.md, "Identity"): the files that define the bitstream
 # and the reference reconstruction. Only these are hashed into the id that files record, so
@@ -110,8 +116,8 @@ def verify(folder: Path, manifest: dict) -> str:
         actual = compute_hash(folder, LEGACY_HASH_FILES)
         if actual != claimed:
             raise ModelPackageError(
-                f"model package {folder} is damaged: its files hash to {actual[:16]}, its "
-                f"manifest says {claimed[:16]}; reinstall it")
+                f"model package {folder} is damaged: its files hash to {short_hash(actual)}, its "
+                f"manifest says {short_hash(claimed)}; reinstall it")
         return actual
     files = manifest.get("files")
     if not isinstance(files, dict) or not set(IDENTITY_FILES) <= set(files):
@@ -130,11 +136,11 @@ def verify(folder: Path, manifest: dict) -> str:
     if manifest.get("identity") == "format-1":  # a retired format-1 model (RETIRED_LEGACY)
         if RETIRED_LEGACY.get(claimed) != identity:
             raise ModelPackageError(f"model package {folder} claims the format-1 model "
-                                    f"{claimed[:16]}, but its files are not that model's")
+                                    f"{short_hash(claimed)}, but its files are not that model's")
     elif identity != claimed:
         raise ModelPackageError(
-            f"model package {folder} is damaged: its files hash to {identity[:16]}, its "
-            f"manifest says {claimed[:16]}; reinstall it")
+            f"model package {folder} is damaged: its files hash to {short_hash(identity)}, its "
+            f"manifest says {short_hash(claimed)}; reinstall it")
     return claimed
 
 
@@ -182,8 +188,23 @@ def can_encode(folder: Path) -> bool:
     return all((folder / f).is_file() for f in ENCODER_FILES)
 
 
+def short_hash(content_hash: str) -> str:
+    """The prefix of a hex content hash that messages show and a file's header records."""
+    return content_hash[:HASH_HEX]
+
+
+def model_id(name: str, content_hash: str) -> str:
+    """`<name>@<hash12>`: how `aecodec models` and the docs name a model."""
+    return f"{name}@{content_hash[:ID_HEX]}"
+
+
+def folder_name(name: str, content_hash: str) -> str:
+    """`<name>-<hash12>`: the folder a model's package lives in."""
+    return f"{name}-{content_hash[:ID_HEX]}"
+
+
 def is_default(name: str, content_hash: str) -> bool:
-    return name == DEFAULT_MODEL and content_hash.startswith(DEFAULT_HASH[:16])
+    return name == DEFAULT_MODEL and content_hash.startswith(short_hash(DEFAULT_HASH))
 
 
 def available(extra=None) -> list[tuple[str, str, Path]]:
@@ -205,18 +226,19 @@ def is_folder(name: str) -> bool:
 def find(name: str | None = None, content_hash: str | None = None, extra=None) -> Path:
     """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given.
 
-    `content_hash` is hex, whole or its first 16 digits or more (an .aec file records the first
-    8 bytes). Without one, the default model if `name` is its name, else the first package of
-    that name that can encode."""
+    `content_hash` is hex, whole or its first HASH_HEX (16) digits or more (an .aec file records
+    the first HASH_LEN bytes). Without one, the default model if `name` is its name, else the
+    first package of that name that can encode."""
     name = name or DEFAULT_MODEL
     if is_folder(name):
         folder = Path(name)  # an explicit package folder
         if _read_manifest(folder) is None:
             raise ModelNotFoundError(f"{folder} is not a model package (no valid manifest.json)")
         return folder
-    if content_hash is not None and not (16 <= len(content_hash) <= 64):
-        raise ValueError(f"content_hash must be 16..64 hex digits, got {len(content_hash)}")
-    wanted = content_hash or (DEFAULT_HASH[:16] if name == DEFAULT_MODEL else None)
+    if content_hash is not None and not (HASH_HEX <= len(content_hash) <= 64):
+        raise ValueError(f"content_hash must be {HASH_HEX}..64 hex digits, got "
+                         f"{len(content_hash)}")
+    wanted = content_hash or (short_hash(DEFAULT_HASH) if name == DEFAULT_MODEL else None)
     found, encoders = [], []
     for pkg_name, h, folder in available(extra):
         if pkg_name != name:
@@ -233,10 +255,10 @@ def find(name: str | None = None, content_hash: str | None = None, extra=None) -
         raise ModelNotFoundError(
             f"model {name!r} is not installed (searched {where}): install an aecodec that ships "
             f"it or put its package folder in a directory listed in ${ENV_VAR}")
-    have = ", ".join(h[:16] for h in found)
+    have = ", ".join(short_hash(h) for h in found)
     raise ModelNotFoundError(
-        f"this file was encoded with model {name!r} (content hash {content_hash[:16]}), which is "
-        f"not installed" + (f" (installed {name!r}: content hash {have})" if have else "")
+        f"this file was encoded with model {name!r} (content hash {short_hash(content_hash)}), "
+        f"which is not installed" + (f" (installed {name!r}: content hash {have})" if have else "")
         + f": install an aecodec that ships it (`aecodec models` lists what is installed), or "
         f"put that model package in a directory listed in ${ENV_VAR}")
 
@@ -276,9 +298,9 @@ class ModelPackage:
         path = self.path / f"{stage}.onnx"
         if f"{stage}.onnx" in ENCODER_FILES and not path.is_file():
             raise ModelNotFoundError(
-                f"model {self.name} ({self.content_hash[:16]}) is installed decode-only (it "
+                f"model {self.name} ({short_hash(self.content_hash)}) is installed decode-only (it "
                 f"decodes the files it wrote but no longer encodes): encode with the default "
-                f"model {DEFAULT_MODEL} ({DEFAULT_HASH[:16]}) instead")
+                f"model {DEFAULT_MODEL} ({short_hash(DEFAULT_HASH)}) instead")
         return path
 
     def extra(self, filename: str) -> Path | None:

@@ -17,7 +17,7 @@ from PIL import Image, ImageFile
 
 from . import container
 from .errors import UnsupportedImageError
-from .synthesis_fast import PREVIEW_SCALES
+from .geometry import PREVIEW_SCALES
 
 FORMAT = "AEC"
 

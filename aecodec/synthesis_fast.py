@@ -11,7 +11,7 @@ convolutions. Each such layer is re-expressed here with ordinary convolutions on
 * the largest layer (the second-last, N×N at half resolution, ~70 % of the MACs) keeps its four
   phase outputs apart: the pointwise IGDN and level scale apply to each phase as they are, and the
   last layer (N → 3) reads the four phases directly (a 2×2 convolution per input phase into all
-  16 output phases of the 4× finer grid, summed), so the 128-channel half-resolution tensor is
+  16 output phases of the 4× finer grid, summed), so the N-channel half-resolution tensor is
   never interleaved; one DepthToSpace of the 3-channel result finishes.
 * the IGDN parameters (gamma, beta: the exporter's lower-bound reparametrisation) are folded to
   constants in float32 with the graph's own operations, in its order.
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelPackageError
+from .geometry import PREVIEW_SCALES
 
 # ---------------------------------------------------------------------------------------------
 # minimal protobuf wire format (ONNX's ModelProto subset)
@@ -530,7 +531,6 @@ def build_preview_from_bytes(data: bytes, depth: int, head_w: np.ndarray, head_b
 
 
 PREVIEW_FILE = "preview.npz"  # decoder-side extra of a package: the heads of build_preview
-PREVIEW_SCALES = (2, 4, 8)
 
 
 def preview_graph(package, k: int) -> bytes | None:

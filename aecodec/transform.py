@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import DeviceError, ModelPackageError
 from .geometry import STRIDE, padded
+from .model_package import short_hash
 
 # Latents per tile side (512 pixels) of g_a. onnxruntime's (transposed) convolutions use im2col
 # buffers of ~kernel_taps × channels × tile area: at 32 (+ halo) the reference g_s peaks near
@@ -195,7 +196,7 @@ class Transforms:
         stage = "g_s" if profile == "exact" else "g_s_fast"
         if self.session(stage) is None:
             raise ModelPackageError(
-                f"model {self.package.name} ({self.package.content_hash[:16]}) has no fast "
+                f"model {self.package.name} ({short_hash(self.package.content_hash)}) has no fast "
                 f"decoder profile (no fast.npz in {self.package.path}): decode with "
                 f'profile="exact"')
         extra = self._scales_input(stage, scales)

@@ -276,7 +276,7 @@ def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aecodec export", description="Write a model package.")
     p.add_argument("source",
                    help="run folder or last.ckpt (EMA weights), package folder or state.pt")
-    p.add_argument("--name", default="hyperprior-mse", help="package name")
+    p.add_argument("--name", default=model_package.DEFAULT_MODEL, help="package name")
     p.add_argument("--out", default=None,
                    help="output folder (default models/<name>-<first 12 digits of its hash>)")
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
@@ -292,10 +292,10 @@ def run_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("models") / f".{args.name}.export"
     manifest = export_package(model, out, args.name, prov)
     if not args.out:  # models/<name>-<hash12>: a new model never replaces a landed one
-        final = Path("models") / f"{args.name}-{manifest['content_hash'][:12]}"
+        final = Path("models") / model_package.folder_name(args.name, manifest["content_hash"])
         if final.exists():
             shutil.rmtree(final)  # the same id: the same identity files
         out.rename(final)
         out = final
-    print(f"wrote {out} (content hash {manifest['content_hash'][:16]}…)")
+    print(f"wrote {out} (content hash {model_package.short_hash(manifest['content_hash'])}…)")
     return 0

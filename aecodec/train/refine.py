@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..arguments import MAX_REFINE
 from ..geometry import HYPER_STRIDE, PAD
 from ..model_package import level_position
 from .entropy_models import GaussianConditional, sga_round, ste_round
@@ -39,7 +40,7 @@ from .networks import HyperpriorCodec
 # their cost. 16 (1024 px): ~1.4 GB for the backward pass of a tile with its halo.
 TILE = 16
 HALO = 1
-MAX_STEPS = 10000
+MAX_STEPS = MAX_REFINE  # the API's bound on refine= (arguments), checked here for schedules
 
 
 @dataclass(frozen=True)
