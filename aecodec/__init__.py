@@ -12,6 +12,8 @@ Importing aecodec registers the Pillow plugin: Image.open("x.aec"), im.save("x.a
 
 from __future__ import annotations
 
+from PIL import Image
+
 from . import pillow_plugin  # noqa: F401  (registers .aec with Pillow)
 from .analysis import Surprise, embedding, features, surprise
 from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY, Codec, shared
@@ -27,15 +29,20 @@ from .errors import (
     UnsupportedImageError,
     UnsupportedVersionError,
 )
+from .images import AecSource, ImageSource, MetadataValue
 from .model_package import DEFAULT_MODEL
 
 __version__ = "0.1.0"
 
 
-def compress(img, quality: float | None = None, *, bpp: float | None = None,
+def compress(img: ImageSource,
+             quality: float | None = None, *, bpp: float | None = None,
              psnr: float | None = None, device: str = "cpu", model: str | None = None,
-             threads: int = 0, metadata: bool = True, icc_profile=None, exif=None,
-             xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
+             threads: int = 0, metadata: bool = True,
+             icc_profile: MetadataValue = None,
+             exif: MetadataValue = None,
+             xmp: MetadataValue = None,
+             refine: int = 0, effort: int = DEFAULT_EFFORT,
              preview: bool | None = None) -> bytes:
     """Encode a PIL image, a uint8 numpy array (H×W, H×W×2/3/4) or an image path to .aec bytes.
 
@@ -53,8 +60,9 @@ def compress(img, quality: float | None = None, *, bpp: float | None = None,
         exif=exif, xmp=xmp, refine=refine, effort=effort, preview=preview)
 
 
-def decompress(data_or_path, *, device: str = "cpu", threads: int = 0, scale: int = 1,
-               profile: str = "exact"):
+def decompress(data_or_path: AecSource,
+               *, device: str = "cpu", threads: int = 0, scale: int = 1,
+               profile: str = "exact") -> Image.Image:
     """Decode .aec bytes, a path or a binary file to a PIL image (RGB, L, RGBA or LA, as
     encoded; ICC/EXIF/XMP in im.info). Raises a typed aecodec.AecError on bad data, ValueError
     on a bad argument (scale, profile), FileNotFoundError for a missing path.

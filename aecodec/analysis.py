@@ -27,6 +27,7 @@ import io
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -36,7 +37,10 @@ from .arguments import DEFAULT_QUALITY
 from .decoder import dequantize, synthesize
 from .engine import Engine, Latents, z_index
 from .geometry import HYPER_STRIDE, STRIDE
-from .images import Prepared, prepare
+from .images import AecSource, ImageSource, Prepared, prepare
+
+if TYPE_CHECKING:
+    from .codec import Codec
 
 TOP_FRACTION = 0.01  # the score averages the most surprising 1 % of the 16×16 blocks
 
@@ -264,8 +268,10 @@ def image_score(m: np.ndarray, top: float = TOP_FRACTION) -> float:
     return float(blocks[-k:].mean())
 
 
-def surprise(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
-             model: str | None = None, threads: int = 0, codec=None) -> Surprise:
+def surprise(img_or_aec: ImageSource | AecSource,
+             quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+             model: str | None = None, threads: int = 0,
+             codec: Codec | None = None) -> Surprise:
     """Where the model finds an image unusual: a Surprise with `.bits` (bits per pixel spent
     there), `.error` (squared reconstruction error; None from an .aec), `.score`, `.to_image()`.
 
@@ -343,8 +349,10 @@ def _features(lat: _Latents) -> np.ndarray:
     return np.ascontiguousarray(y)
 
 
-def features(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
-             model: str | None = None, threads: int = 0, codec=None) -> np.ndarray:
+def features(img_or_aec: ImageSource | AecSource,
+             quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+             model: str | None = None, threads: int = 0,
+             codec: Codec | None = None) -> np.ndarray:
     """The dequantized latent ŷ = (s + μ)/gain of an image: float32 [M, ceil(H/16), ceil(W/16)],
     latent (i, j) describing pixels [16i, 16i+16) × [16j, 16j+16).
 
@@ -376,8 +384,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def embedding(img_or_aec, quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
-              model: str | None = None, threads: int = 0, codec=None) -> np.ndarray:
+def embedding(img_or_aec: ImageSource | AecSource,
+              quality: float = DEFAULT_QUALITY, *, device: str = "cpu",
+              model: str | None = None, threads: int = 0,
+              codec: Codec | None = None) -> np.ndarray:
     """One float32 vector per image, L2-normalised, of a fixed length whatever the image size
     (README, "Surprise maps and features"): compare two images by the dot product (cosine
     similarity) of their embeddings. Inputs as for features()."""

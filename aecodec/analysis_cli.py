@@ -15,16 +15,22 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import cli
 from .arguments import DEFAULT_QUALITY
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
 OVERLAY_SUFFIX = "-surprise.png"
 
 
-def add_parsers(sub, common) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add the two subcommands to cli.build_parser's subparsers."""
     s = sub.add_parser(
         "surprise", help="where the model finds images unusual: heat-map overlays and scores",
@@ -124,7 +130,7 @@ def _setup(args, codec_class, target: str | None = None):
     return codec, items
 
 
-def cmd_surprise(args) -> int:
+def cmd_surprise(args: argparse.Namespace) -> int:
     from .analysis import surprise
     from .codec import Codec
 
@@ -183,7 +189,7 @@ def cmd_surprise(args) -> int:
     return cli.EXIT_FAILED if failures else cli.EXIT_OK
 
 
-def cmd_features(args) -> int:
+def cmd_features(args: argparse.Namespace) -> int:
     from .analysis import features, pool
     from .codec import Codec
 

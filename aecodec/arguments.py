@@ -27,33 +27,33 @@ def _integer(v) -> bool:
     return isinstance(v, numbers.Integral) and _real(v)
 
 
-def quality(v) -> float:
+def quality(v: object) -> float:
     if not (_real(v) and 0 <= v <= 100):
         raise ValueError(f"quality must be a number from 0 to 100, got {v!r}")
     return float(v)
 
 
-def positive(name: str, v) -> float:
+def positive(name: str, v: object) -> float:
     """bpp or psnr: a finite number > 0."""
     if not (_real(v) and v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a positive number, got {v!r}")
     return float(v)
 
 
-def effort(v) -> int:
+def effort(v: object) -> int:
     if not (_integer(v) and int(v) in EFFORT_ORIENTATIONS):
         raise ValueError(f"effort must be an integer from 1 to {max(EFFORT_ORIENTATIONS)}, "
                          f"got {v!r}")
     return int(v)
 
 
-def refine(v) -> int:
+def refine(v: object) -> int:
     if not (_integer(v) and 0 <= v <= MAX_REFINE):
         raise ValueError(f"refine must be an integer from 0 to {MAX_REFINE}, got {v!r}")
     return int(v)
 
 
-def threads(v) -> int:
+def threads(v: object) -> int:
     """Worker threads: 0 (or None) for all cores."""
     if v is None:
         return 0
@@ -62,7 +62,7 @@ def threads(v) -> int:
     return int(v)
 
 
-def at_least_one(name: str, v) -> int:
+def at_least_one(name: str, v: object) -> int:
     """tile, slice_symbols: an integer ≥ 1."""
     if not (_integer(v) and v >= 1):
         raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
@@ -79,7 +79,7 @@ def target(quality_: float | None, bpp: float | None,
             None if psnr is None else positive("psnr", psnr))
 
 
-def preview(v) -> bool | None:
+def preview(v: object) -> bool | None:
     """Embed a preview: True, False or None (automatic: large images only)."""
     if v is not None and not isinstance(v, (bool, np.bool_)):
         raise ValueError(f"preview must be True, False or None (automatic), got {v!r}")
@@ -89,7 +89,7 @@ def preview(v) -> bool | None:
 PROFILES = ("exact", "fast")
 
 
-def profile(v) -> str:
+def profile(v: object) -> str:
     """The decoder profile: "exact" (the model's own g_s) or "fast" (its lighter g_s)."""
     if v not in PROFILES:
         raise ValueError(f'profile must be "exact" or "fast", not {v!r}')

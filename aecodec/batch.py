@@ -38,11 +38,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from . import arguments
 from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from types import ModuleType
 
 MANIFEST_NAME = "aecodec-failures.json"
 # Ray Data blocks: one image per block up to this many images (the pool balances them one by
@@ -179,7 +184,8 @@ class _Worker:
 
 # ---- planning -----------------------------------------------------------------------------
 
-def plan(inputs, output, command: str, suffix: str) -> tuple[list[dict], list[Failure]]:
+def plan(inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | os.PathLike,
+         command: str, suffix: str) -> tuple[list[dict], list[Failure]]:
     """(rows of input/output paths, failures found while planning) for every input file:
     folders are searched recursively like `aecodec compress` does, and their tree is mirrored
     under output; a file given directly goes to output/NAME."""
@@ -241,7 +247,8 @@ def _loopback_only():
 
 
 def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None,
-                    object_store_memory: int = LOCAL_OBJECT_STORE, quiet: bool = True):
+                    object_store_memory: int = LOCAL_OBJECT_STORE,
+                    quiet: bool = True) -> ModuleType:
     """Start a Ray instance on this machine, on the loopback interface only (no dashboard, no
     usage report). Returns the ray module; stop it with ray.shutdown()."""
     ray = _loopback_only()
@@ -352,12 +359,11 @@ def _run(rows: list[dict], job: dict, workers: int, cpus_per_worker: float,
         ctx.enable_progress_bars, ctx.max_errored_blocks = saved
 
 
-def run_job(command: str, inputs, output, *, job: dict, workers: int | None = None,
+def run_job(command: str, inputs: str | os.PathLike | Iterable[str | os.PathLike],
+            output: str | os.PathLike, *, job: dict, workers: int | None = None,
             cpus_per_worker: float = 1, gpus_per_worker: float = 0, address: str | None = None,
             manifest: str | os.PathLike | None = None, quiet: bool = False,
             timeout: float | None = None, suffix: str = ".aec") -> Report:
-    from tqdm import tqdm
-
     if workers is not None and workers < 1:
         raise BatchError("workers must be at least 1")
     if not cpus_per_worker > 0 or gpus_per_worker < 0:
@@ -372,56 +378,11 @@ def run_job(command: str, inputs, output, *, job: dict, workers: int | None = No
     Path(output).mkdir(parents=True, exist_ok=True)
 
     if rows:
-        ray = _import_ray()
-        owned = not ray.is_initialized()
-        t = time.monotonic()
-        with _quiet_ray_logs():
-            if owned and address is None:
-                need = (workers or 1) * cpus_per_worker
-                start_local_ray(num_cpus=max(os.cpu_count() or 1, math.ceil(need)), quiet=quiet)
-            elif owned:
-                _connect(ray, address, quiet)
-        report.ray_seconds = time.monotonic() - t
-        try:
+        with _ray_for_job(report, workers, cpus_per_worker, address, quiet) as ray:
             report.workers = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker)
-            bar = tqdm(total=len(rows), unit="img", file=sys.stderr, disable=quiet,
-                       dynamic_ncols=True, desc=f"aecodec batch {command}")
-            done: set = set()
-
-            def progress(r: dict) -> None:
-                done.add(r["output"])
-                if r["status"] == "written":
-                    report.written += 1
-                elif r["status"] == "skipped":
-                    report.skipped += 1
-                else:
-                    report.failures.append(Failure(r["input"], r["output"], r["error"],
-                                                   r["type"]))
-                    if not quiet:
-                        bar.write(f"aecodec: error: {r['input']}: {r['error']}", file=sys.stderr)
-                bar.update(1)
-                bar.set_postfix(written=report.written, skipped=report.skipped,
-                                failed=len(report.failures), refresh=False)
-
-            try:
-                with _quiet_ray_logs():
-                    end = _run(rows, job, report.workers, cpus_per_worker, gpus_per_worker,
-                               progress, deadline)
-            except Exception as e:
-                raise BatchError(f"the Ray job failed: {' '.join(str(e).split())}") from e
-            finally:
-                bar.close()
-            for r in rows:  # no result: timed out, or its worker kept dying
-                if r["output"] not in done:
-                    reason = (f"not done within the {timeout:g} s time limit: run again to "
-                              "resume" if end == "timeout" else
-                              "no result: its worker died (a crash or out of memory)")
-                    report.failures.append(Failure(r["input"], r["output"], reason,
-                                                   "Timeout" if end == "timeout" else
-                                                   "WorkerDied"))
-        finally:
-            if owned:
-                ray.shutdown()
+            done, end = _run_with_progress(rows, job, report, cpus_per_worker, gpus_per_worker,
+                                           quiet, deadline)
+            _record_unfinished(report, rows, done, end, timeout)
     report.seconds = time.monotonic() - t0
     report.failures.sort(key=lambda f: f.input)
     report.manifest = os.fspath(manifest or Path(output) / MANIFEST_NAME)
@@ -434,6 +395,78 @@ def run_job(command: str, inputs, output, *, job: dict, workers: int | None = No
               + (f"; failures in {report.manifest}" if report.failures else ""),
               file=sys.stderr)
     return report
+
+
+@contextlib.contextmanager
+def _ray_for_job(report: Report, workers: int | None, cpus_per_worker: float,
+                 address: str | None, quiet: bool) -> Iterator[ModuleType]:
+    """The ray module for a job: an already initialised Ray as it is; else a local Ray started
+    (address None) or the cluster at address joined, and shut down when the job ends. The time
+    it takes goes to report.ray_seconds."""
+    ray = _import_ray()
+    owned = not ray.is_initialized()
+    t = time.monotonic()
+    with _quiet_ray_logs():
+        if owned and address is None:
+            need = (workers or 1) * cpus_per_worker
+            start_local_ray(num_cpus=max(os.cpu_count() or 1, math.ceil(need)), quiet=quiet)
+        elif owned:
+            _connect(ray, address, quiet)
+    report.ray_seconds = time.monotonic() - t
+    try:
+        yield ray
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _run_with_progress(rows: list[dict], job: dict, report: Report, cpus_per_worker: float,
+                       gpus_per_worker: float, quiet: bool,
+                       deadline: float | None) -> tuple[set, str]:
+    """Run the rows on report.workers actors with a progress bar, counting each result into
+    the report as it comes: (the outputs that got a result, "done" or "timeout")."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(rows), unit="img", file=sys.stderr, disable=quiet,
+               dynamic_ncols=True, desc=f"aecodec batch {report.command}")
+    done: set = set()
+
+    def progress(r: dict) -> None:
+        done.add(r["output"])
+        if r["status"] == "written":
+            report.written += 1
+        elif r["status"] == "skipped":
+            report.skipped += 1
+        else:
+            report.failures.append(Failure(r["input"], r["output"], r["error"], r["type"]))
+            if not quiet:
+                bar.write(f"aecodec: error: {r['input']}: {r['error']}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix(written=report.written, skipped=report.skipped,
+                        failed=len(report.failures), refresh=False)
+
+    try:
+        with _quiet_ray_logs():
+            end = _run(rows, job, report.workers, cpus_per_worker, gpus_per_worker, progress,
+                       deadline)
+    except Exception as e:
+        raise BatchError(f"the Ray job failed: {' '.join(str(e).split())}") from e
+    finally:
+        bar.close()
+    return done, end
+
+
+def _record_unfinished(report: Report, rows: list[dict], done: set, end: str,
+                       timeout: float | None) -> None:
+    """Record every row without a result as a failure: the time limit ran out (end
+    "timeout"), or its worker kept dying."""
+    for r in rows:
+        if r["output"] not in done:
+            reason = (f"not done within the {timeout:g} s time limit: run again to "
+                      "resume" if end == "timeout" else
+                      "no result: its worker died (a crash or out of memory)")
+            report.failures.append(Failure(r["input"], r["output"], reason,
+                                           "Timeout" if end == "timeout" else "WorkerDied"))
 
 
 def _write_manifest(report: Report) -> None:
@@ -458,13 +491,16 @@ def _target(quality, bpp, psnr) -> dict:
     return {k: v for k, v in zip(("quality", "bpp", "psnr"), values) if v is not None}
 
 
-def compress_folder(inputs, output, *, quality: float | None = None, bpp: float | None = None,
-                    psnr: float | None = None, effort: int = DEFAULT_EFFORT,
-                    model: str | None = None, strip: bool = False, preview: bool | None = None,
+def compress_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                    output: str | os.PathLike, *, quality: float | None = None,
+                    bpp: float | None = None, psnr: float | None = None,
+                    effort: int = DEFAULT_EFFORT, model: str | None = None,
+                    strip: bool = False, preview: bool | None = None,
                     workers: int | None = None, cpus_per_worker: float = 1,
                     gpus_per_worker: float = 0, threads: int | None = None,
-                    address: str | None = None, force: bool = False, manifest=None,
-                    quiet: bool = False, timeout: float | None = None) -> Report:
+                    address: str | None = None, force: bool = False,
+                    manifest: str | os.PathLike | None = None, quiet: bool = False,
+                    timeout: float | None = None) -> Report:
     """Compress images (folders searched recursively, or files) to .aec files under output.
 
     quality / bpp / psnr / effort / model / strip / preview: as `aecodec compress` (the files
@@ -485,10 +521,12 @@ def compress_folder(inputs, output, *, quality: float | None = None, bpp: float 
                    address=address, manifest=manifest, quiet=quiet, timeout=timeout)
 
 
-def decompress_folder(inputs, output, *, format: str = "png", workers: int | None = None,
-                      cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-                      threads: int | None = None, address: str | None = None,
-                      force: bool = False, manifest=None, quiet: bool = False,
+def decompress_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                      output: str | os.PathLike, *, format: str = "png",
+                      workers: int | None = None, cpus_per_worker: float = 1,
+                      gpus_per_worker: float = 0, threads: int | None = None,
+                      address: str | None = None, force: bool = False,
+                      manifest: str | os.PathLike | None = None, quiet: bool = False,
                       timeout: float | None = None) -> Report:
     """Decode .aec files (folders searched recursively, or files) to images under output,
     as `aecodec decompress --format FORMAT` writes them. Other options: compress_folder."""

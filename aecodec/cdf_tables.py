@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["pmf_to_cdf", "gaussian_family", "gaussian_radius"]
 
@@ -109,7 +113,7 @@ def _gaussian_pmf(scale: float, radius: int) -> np.ndarray:
     return np.append(core, tail)
 
 
-def gaussian_family(scales, precision: int = 16, tail: float = 1e-9) -> dict:
+def gaussian_family(scales: ArrayLike, precision: int = 16, tail: float = 1e-9) -> dict:
     """Discretized zero-mean Gaussian CDF tables, one row per scale, padded to one array.
 
     Bin v has mass Φ((v + 1/2)/σ) − Φ((v − 1/2)/σ) for v in [−R, R], R the smallest radius with a

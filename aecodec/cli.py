@@ -16,12 +16,18 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
 from . import arguments, rate_control
 from .errors import UnsupportedImageError
 from .geometry import PREVIEW_SCALE, PREVIEW_SCALES, reduced_size
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from tqdm import tqdm
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STDIO = "-"
@@ -60,7 +66,8 @@ def add_encode_options(c: argparse.ArgumentParser) -> None:
                         "(seconds to minutes per image); default 1")
 
 
-def checked(check, parse=float, name: str | None = None):
+def checked(check: Callable[..., object], parse: Callable[[str], object] = float,
+            name: str | None = None) -> Callable[[str], object]:
     """An argparse type: parse the text, then the API's own check (one message for both)."""
     def convert(text: str):
         try:
@@ -172,7 +179,8 @@ def expand(inputs: list[str], want_aec: bool) -> list[tuple[str, Path | None]]:
     return out
 
 
-def plan(items, output: str | None, suffix: str) -> list[tuple[str, str | None]]:
+def plan(items: Sequence[tuple[str, Path | None]], output: str | None,
+         suffix: str) -> list[tuple[str, str | None]]:
     """Pair every input with its output path (STDIO for stdout); None means an error."""
     many = len(items) > 1 or any(rel is not None for _, rel in items)
     if output == STDIO and many:
@@ -279,7 +287,8 @@ def _umask() -> int:
 
 # ---- commands -----------------------------------------------------------------------------
 
-def run_batch(pairs, work, quiet: bool, force: bool) -> int:
+def run_batch(pairs: Sequence[tuple[str, str | None]], work: Callable[[str, str | None], object],
+              quiet: bool, force: bool) -> int:
     """Run work(src, dst) for every pair with a progress bar; one stderr line per failure."""
     from tqdm import tqdm
 
@@ -317,7 +326,7 @@ def describe(e: Exception) -> str:
     return " ".join(msg.split())  # one line
 
 
-def error(msg: str, bar=None, kind: str = "error") -> None:
+def error(msg: str, bar: tqdm | None = None, kind: str = "error") -> None:
     line = f"aecodec: {kind}: {' '.join(msg.split())}"
     if bar is not None and not bar.disable:
         bar.write(line, file=sys.stderr)
@@ -325,11 +334,11 @@ def error(msg: str, bar=None, kind: str = "error") -> None:
         print(line, file=sys.stderr)
 
 
-def warn(msg: str, bar=None) -> None:
+def warn(msg: str, bar: tqdm | None = None) -> None:
     error(msg, bar, kind="warning")
 
 
-def cmd_compress(args) -> int:
+def cmd_compress(args: argparse.Namespace) -> int:
     from .codec import Codec
 
     try:
@@ -411,7 +420,7 @@ def _scale(text: str) -> int:
     return int(k)
 
 
-def cmd_decompress(args) -> int:
+def cmd_decompress(args: argparse.Namespace) -> int:
     from .codec import Codec
 
     fmt = (args.format or "png").lower()
@@ -514,7 +523,7 @@ def _format_info(d: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     failures = 0
     for src in args.inputs:
         try:
@@ -557,7 +566,7 @@ def _format_model(r: dict) -> str:
             f"{'':<28} {figures}\n{'':<28} {r['folder']}")
 
 
-def cmd_models(args) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
     rows = describe_models()
     for r in rows:
         print(json.dumps(r) if args.json else _format_model(r))

@@ -30,7 +30,16 @@ from .decoder import decode_image, decode_symbols
 from .encoder import STAGES, ImageEncoder, Refiner, encode_image, wants_preview
 from .engine import Engine, Latents
 from .geometry import PREVIEW_SCALES
-from .images import Prepared, orient, prepare, read_input, with_metadata
+from .images import (
+    AecSource,
+    ImageSource,
+    MetadataValue,
+    Prepared,
+    orient,
+    prepare,
+    read_input,
+    with_metadata,
+)
 from .rate_control import DEFAULT_EFFORT
 from .results import DecodeResult, EncodeResult, Timings
 from .transform import TILE, Transforms
@@ -137,9 +146,13 @@ class Codec:
             self._local.refine = result.refine
 
     # -- encoding --
-    def compress(self, img, quality: float | None = None, *, bpp: float | None = None,
-                 psnr: float | None = None, metadata: bool = True, icc_profile=None,
-                 exif=None, xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
+    def compress(self, img: ImageSource,
+                 quality: float | None = None, *, bpp: float | None = None,
+                 psnr: float | None = None, metadata: bool = True,
+                 icc_profile: MetadataValue = None,
+                 exif: MetadataValue = None,
+                 xmp: MetadataValue = None,
+                 refine: int = 0, effort: int = DEFAULT_EFFORT,
                  progress: Callable[[int, int], None] | None = None,
                  preview: bool | None = None) -> bytes:
         """Encode an image (PIL image, uint8 array or path) to .aec bytes (see `encode`)."""
@@ -147,9 +160,13 @@ class Codec:
                            icc_profile=icc_profile, exif=exif, xmp=xmp, refine=refine,
                            effort=effort, progress=progress, preview=preview).data
 
-    def encode(self, img, quality: float | None = None, *, bpp: float | None = None,
-               psnr: float | None = None, metadata: bool = True, icc_profile=None,
-               exif=None, xmp=None, refine: int = 0, effort: int = DEFAULT_EFFORT,
+    def encode(self, img: ImageSource,
+               quality: float | None = None, *, bpp: float | None = None,
+               psnr: float | None = None, metadata: bool = True,
+               icc_profile: MetadataValue = None,
+               exif: MetadataValue = None,
+               xmp: MetadataValue = None,
+               refine: int = 0, effort: int = DEFAULT_EFFORT,
                progress: Callable[[int, int], None] | None = None,
                preview: bool | None = None) -> EncodeResult:
         """Encode an image (PIL image, uint8 array or path): the file and its figures.
@@ -196,14 +213,16 @@ class Codec:
         return result
 
     # -- decoding --
-    def decompress(self, data_or_path, *, scale: int = 1,
-                   profile: str = "exact") -> Image.Image:
+    def decompress(self,
+                   data_or_path: AecSource,
+                   *, scale: int = 1, profile: str = "exact") -> Image.Image:
         """Decode .aec bytes (or a path / binary file) to a PIL image (mode as recorded).
         scale 2, 4 or 8: a preview of ceil(size / scale) (see `decode`).
         profile "fast": the model's lighter synthesis (see `decode`)."""
         return self.decode(data_or_path, scale=scale, profile=profile).image
 
-    def decode(self, data_or_path, *, scale: int = 1, profile: str = "exact") -> DecodeResult:
+    def decode(self, data_or_path: AecSource,
+               *, scale: int = 1, profile: str = "exact") -> DecodeResult:
         """Decode .aec bytes (or a path / binary file): the image and the call's figures.
 
         scale 2, 4 or 8 decodes a preview of ceil(width / scale) × ceil(height / scale): the
@@ -233,7 +252,9 @@ class Codec:
         self._remember(result)
         return result
 
-    def file_latents(self, data_or_path) -> tuple[Header, Engine, Latents]:
+    def file_latents(self,
+                     data_or_path: AecSource
+                     ) -> tuple[Header, Engine, Latents]:
         """A file's header, model and latents (symbols, μ and table indexes) from entropy
         decoding and the exact h_s alone, without g_s (aecodec.analysis)."""
         f = container.parse(read_input(data_or_path))
@@ -247,7 +268,9 @@ class Codec:
         enc = ImageEncoder(eng, p, self.threads, self.slice_symbols, self._map, Timings())
         return eng, enc.latents(quality, 0)
 
-    def decode_latents(self, data_or_path) -> tuple[Header, np.ndarray, np.ndarray]:
+    def decode_latents(self,
+                       data_or_path: AecSource
+                       ) -> tuple[Header, np.ndarray, np.ndarray]:
         """Entropy-decode only: (header, ẑ int32 [Nz,h/4,w/4], s int32 [M,h,w])."""
         f = container.parse(read_input(data_or_path))
         eng = self._engine(f.header.model_name, f.header.model_hash.hex())

@@ -7,6 +7,7 @@ symbol come from one call (`Engine.hyper_synthesis`) on both sides (design §2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,8 +15,12 @@ from . import model_package
 from .errors import AecError, ModelPackageError
 from .transform import Transforms
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
-def core():
+
+def core() -> ModuleType:
     """The native core `aecodec._core`, imported on first use (a clear error if it is missing)."""
     try:
         from . import _core
@@ -61,7 +66,7 @@ class Engine:
             hs["b3"], self.package.tables["scale_log_thresholds"], threads)
 
 
-def z_index(shape) -> np.ndarray:
+def z_index(shape: Sequence[int]) -> np.ndarray:
     """Table index of every ẑ symbol: its channel, int32 of the given [Nz, h, w] shape."""
     nz, zh, zw = shape
     return np.ascontiguousarray(np.broadcast_to(

@@ -13,12 +13,18 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image
 
 from . import container
 from .errors import AecError, CorruptFileError, UnsupportedImageError
+
+# What the API takes (type hints): an image to encode, an .aec file to decode, a metadata value.
+ImageSource = Union[Image.Image, np.ndarray, str, os.PathLike, BinaryIO]
+AecSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+MetadataValue = Optional[Union[bytes, bytearray, memoryview, str, Image.Exif]]
 
 
 def orient(a: np.ndarray, orientation: int, inverse: bool = False) -> np.ndarray:
@@ -48,7 +54,8 @@ class Prepared:
 _MODE_OF_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
-def prepare(img, metadata: bool = True) -> Prepared:
+def prepare(img: ImageSource,
+            metadata: bool = True) -> Prepared:
     """A PIL image, a uint8 array (H×W, H×W×1..4) or a path/file → Prepared (modes: README)."""
     if isinstance(img, np.ndarray):
         return _prepare_array(img)
@@ -191,7 +198,8 @@ def decode_alpha(png: bytes, width: int, height: int) -> Image.Image:
         raise CorruptFileError(f"damaged .aec file: cannot decode the alpha plane ({e})") from e
 
 
-def read_input(data_or_path) -> bytes:
+def read_input(data_or_path: AecSource
+               ) -> bytes:
     """bytes-like, a path or a binary file object → the file's bytes."""
     if isinstance(data_or_path, (bytes, bytearray, memoryview)):
         return bytes(data_or_path)
@@ -203,8 +211,11 @@ def read_input(data_or_path) -> bytes:
                     "a binary file")
 
 
-def with_metadata(p: Prepared, keep: bool = True, icc_profile=None, exif=None,
-                  xmp=None) -> Prepared:
+def with_metadata(p: Prepared, keep: bool = True,
+                  icc_profile: MetadataValue = None,
+                  exif: MetadataValue = None,
+                  xmp: MetadataValue = None
+                  ) -> Prepared:
     """p with its metadata dropped unless keep, then icc_profile/exif/xmp put in (replacing)."""
     if not keep:
         p.metadata = {}

@@ -14,11 +14,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .container import HASH_LEN
 from .errors import ModelNotFoundError, ModelPackageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 DEFAULT_MODEL = "hyperprior-mse"
 # The model that encodes by default: name + content hash (whole or a prefix of 16+ digits).
@@ -62,7 +66,7 @@ OPTIONAL_TABLES = {"encoder_scales": np.float32, "decoder_scales": np.float32}
 HYPER_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
-def search_path(extra=None) -> list[Path]:
+def search_path(extra: Iterable[str | os.PathLike] | None = None) -> list[Path]:
     """Directories that may hold model packages, in search order."""
     dirs: list[Path] = [Path(p) for p in (extra or [])]
     dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
@@ -207,7 +211,7 @@ def is_default(name: str, content_hash: str) -> bool:
     return name == DEFAULT_MODEL and content_hash.startswith(short_hash(DEFAULT_HASH))
 
 
-def available(extra=None) -> list[tuple[str, str, Path]]:
+def available(extra: Iterable[str | os.PathLike] | None = None) -> list[tuple[str, str, Path]]:
     """(name, content hash, folder) of every package found on the search path."""
     out = []
     for d in search_path(extra):
@@ -223,7 +227,8 @@ def is_folder(name: str) -> bool:
     return os.sep in name or bool(os.altsep and os.altsep in name) or Path(name).is_absolute()
 
 
-def find(name: str | None = None, content_hash: str | None = None, extra=None) -> Path:
+def find(name: str | None = None, content_hash: str | None = None,
+         extra: Iterable[str | os.PathLike] | None = None) -> Path:
     """The folder of model `name` (default DEFAULT_MODEL), with that content hash if given.
 
     `content_hash` is hex, whole or its first HASH_HEX (16) digits or more (an .aec file records
@@ -430,7 +435,8 @@ _cache: dict[tuple[str, str], ModelPackage] = {}
 _lock = threading.Lock()
 
 
-def load(name: str | None = None, content_hash: str | None = None, extra=None) -> ModelPackage:
+def load(name: str | None = None, content_hash: str | None = None,
+         extra: Iterable[str | os.PathLike] | None = None) -> ModelPackage:
     """Find, verify and load a package (cached per folder and content hash)."""
     folder = find(name, content_hash, extra).resolve()
     manifest = _read_manifest(folder)

@@ -26,6 +26,7 @@ existing array without importing aecodec. Install with `pip install "aecodec[zar
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numcodecs.abc import Codec
@@ -36,13 +37,22 @@ from . import arguments, container
 from .codec import DEFAULT_EFFORT, DEFAULT_QUALITY, shared
 from .errors import CorruptFileError, UnsupportedImageError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numcodecs.ndarray_like import NDArrayLike
+    from numpy.typing import DTypeLike
+    from typing_extensions import Buffer
+    from zarr.core.chunk_grids import ChunkGrid
+    from zarr.core.dtype.wrapper import TBaseDType, TBaseScalar, ZDType
+
 CODEC_ID = "aecodec"
 STACK_MAGIC = b"\x89AECSTK"  # N > 1 images in one chunk; one image is a plain .aec file
 _U32 = struct.Struct("<I")
 _SHAPES = "H×W (grey), H×W×C or N×H×W×C with C = 1, 2, 3 or 4 (grey, grey+alpha, RGB, RGBA)"
 
 
-def check_chunk(shape, dtype) -> None:
+def check_chunk(shape: Iterable[int], dtype: DTypeLike) -> None:
     """Raise UnsupportedImageError, naming the chunk's shape, unless Aec can code it."""
     shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
     ok = (dtype == np.uint8 and 2 <= len(shape) <= 4 and 0 not in shape
@@ -82,7 +92,7 @@ class Aec(Codec):
     def _codec(self):
         return shared(self.model, "cpu", self.threads)
 
-    def encode(self, buf) -> bytes:
+    def encode(self, buf: Buffer | NDArrayLike) -> bytes:
         a = np.asarray(ensure_ndarray_like(buf))
         check_chunk(a.shape, a.dtype)
         codec = self._codec()
@@ -94,7 +104,8 @@ class Aec(Codec):
         return b"".join([STACK_MAGIC, _U32.pack(len(files))]
                         + [_U32.pack(len(f)) for f in files] + files)
 
-    def decode(self, buf, out=None):
+    def decode(self, buf: Buffer | NDArrayLike,
+               out: Buffer | NDArrayLike | None = None) -> np.ndarray | NDArrayLike:
         data = ensure_bytes(buf)
         images = [self._decode_one(f) for f in split(data)]
         if len(images) > 1:
@@ -155,7 +166,9 @@ else:
             codec_config.pop("id", None)  # checked, completed and stored as Aec's configuration
             super().__init__(**Aec(**codec_config).get_config())
 
-        def validate(self, *, shape, dtype, chunk_grid) -> None:
+        def validate(self, *, shape: tuple[int, ...],
+                     dtype: ZDType[TBaseDType, TBaseScalar] | np.dtype,
+                     chunk_grid: ChunkGrid) -> None:
             chunks = getattr(chunk_grid, "chunk_shape", None)
             native = dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else dtype
             check_chunk(chunks if chunks is not None else shape, native)

@@ -12,6 +12,7 @@ docs/format.md.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile
 
@@ -19,10 +20,13 @@ from . import container
 from .errors import UnsupportedImageError
 from .geometry import PREVIEW_SCALES
 
+if TYPE_CHECKING:
+    from .codec import Codec
+
 FORMAT = "AEC"
 
 
-def shared_codec(model=None, device: str = "cpu", threads: int = 0):
+def shared_codec(model: str | None = None, device: str = "cpu", threads: int = 0) -> Codec:
     from .codec import shared
 
     return shared(model, device, threads)
@@ -64,7 +68,8 @@ class AecImageFile(ImageFile.ImageFile):
         self._size = (math.ceil(w / k), math.ceil(h / k))
         self.tile = [_TILE("aec", (0, 0) + self.size, 0, (k,))]
 
-    def draft(self, mode, size):
+    def draft(self, mode: str | None, size: tuple[int, int] | None
+              ) -> tuple[str, tuple[int, int, float, float]] | None:
         """Decode at 1/k (k = 8, 4 or 2, the largest that keeps both sides ≥ size), as JPEG's
         draft; the mode stays the recorded one."""
         if size is None or self._loaded() or self.aec_scale != 1:
@@ -77,7 +82,8 @@ class AecImageFile(ImageFile.ImageFile):
         self._set_scale(k)
         return self.mode, (0, 0, w / k, h / k)
 
-    def reduce(self, factor, box=None):
+    def reduce(self, factor: int | tuple[int, int],
+               box: tuple[int, int, int, int] | None = None) -> Image.Image:
         """im.reduce(k), k = 2, 4 or 8 on an image not yet loaded: the 1/k preview (this image
         stays as it is, not loaded)."""
         f = factor if isinstance(factor, (list, tuple)) else (factor, factor)
@@ -94,7 +100,7 @@ class AecImageFile(ImageFile.ImageFile):
 class AecDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
-    def decode(self, buffer):
+    def decode(self, buffer: object) -> tuple[int, int]:
         assert self.fd is not None
         self.fd.seek(0)
         scale = self.args[0] if self.args else 1

@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelPackageError
 from .geometry import PREVIEW_SCALES
+
+if TYPE_CHECKING:
+    import os
+
+    from .model_package import ModelPackage
 
 # ---------------------------------------------------------------------------------------------
 # minimal protobuf wire format (ONNX's ModelProto subset)
@@ -533,7 +539,7 @@ def build_preview_from_bytes(data: bytes, depth: int, head_w: np.ndarray, head_b
 PREVIEW_FILE = "preview.npz"  # decoder-side extra of a package: the heads of build_preview
 
 
-def preview_graph(package, k: int) -> bytes | None:
+def preview_graph(package: ModelPackage, k: int) -> bytes | None:
     """The preview synthesis (1/k of the full size) of a loaded package, from its `preview.npz`
     (listed, hence verified, in its manifest's `files`), or None if it has none for 1/k. A head
     that does not fit (shapes, values) is a damaged package: ModelPackageError."""
@@ -563,7 +569,7 @@ FAST_GROUPS = (("mid_w", "mid_b", "mid_gamma", "mid_beta"), ("up_scale_a", "up_s
                ("mid_scale_a", "mid_scale_c"))
 
 
-def fast_head(package) -> dict | None:
+def fast_head(package: ModelPackage) -> dict | None:
     """The fast profile's layers (float32) from a loaded package's `fast.npz` (listed, hence
     verified, in its manifest's `files`), or None if it has none. Shapes are checked against
     each other (and, when the graph is built, against the package's g_s): a mismatch is a
@@ -611,7 +617,7 @@ def _fast_shapes(head: dict) -> dict:
         k: None for k in head if k not in want}  # a key of no use here (a stray scale map)
 
 
-def fast_graph(package) -> bytes | None:
+def fast_graph(package: ModelPackage) -> bytes | None:
     """The fast-profile g_s of a loaded package (its g_s's first layers and its `fast.npz`
     head, in phase form), or None if it has no fast profile."""
     head = fast_head(package)
@@ -624,6 +630,6 @@ def fast_graph(package) -> bytes | None:
                                 f"{package.name}: {e}") from e
 
 
-def build(path) -> bytes | None:
+def build(path: str | os.PathLike) -> bytes | None:
     """build_from_bytes of the g_s.onnx at `path`."""
     return build_from_bytes(Path(path).read_bytes())

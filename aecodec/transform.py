@@ -9,12 +9,16 @@ HALO = 2 latents makes every kept value equal to the untiled one (up to float ro
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DeviceError, ModelPackageError
 from .geometry import STRIDE, padded
 from .model_package import short_hash
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 # Latents per tile side (512 pixels) of g_a. onnxruntime's (transposed) convolutions use im2col
 # buffers of ~kernel_taps × channels × tile area: at 32 (+ halo) the reference g_s peaks near
@@ -81,7 +85,7 @@ class Transforms:
         self._sessions: dict = {}
         self._lock = threading.Lock()
 
-    def session(self, stage: str):
+    def session(self, stage: str) -> ort.InferenceSession | None:
         """The onnxruntime session of "g_a", "h_a", "g_s", "g_s_fast" (the fast profile) or
         "preview<k>" (None if the package has no fast profile, or no preview head for 1/k)."""
         with self._lock:
