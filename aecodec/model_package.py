@@ -367,7 +367,7 @@ def _per_level(table: np.ndarray, quality: float) -> np.ndarray:
     return (table[k] ** (1.0 - f) * table[k + 1] ** f).astype(np.float32)
 
 
-def _load_npz(path: Path) -> dict:
+def load_npz(path: Path) -> dict:
     """The arrays of an .npz file (never unpickled). Whatever np.load or zipfile raises on a
     damaged file (BadZipFile, zlib.error, EOFError, ... and an .npy or a pickle in its place)
     is a ModelPackageError."""
@@ -446,8 +446,8 @@ def load(name: str | None = None, content_hash: str | None = None,
         if key in _cache:
             return _cache[key]
         actual = verify(folder, manifest)
-        tables = _load_npz(folder / "tables.npz")
-        hyper = _load_npz(folder / "hyper_synthesis.npz")
+        tables = load_npz(folder / "tables.npz")
+        hyper = load_npz(folder / "hyper_synthesis.npz")
         _validate(folder, tables, hyper)
         dtypes = {**TABLE_DTYPES, **OPTIONAL_TABLES}
         tables = {k: (np.ascontiguousarray(v, dtype=dtypes[k]) if k in dtypes else v)

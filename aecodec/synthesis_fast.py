@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import ModelPackageError
 from .geometry import PREVIEW_SCALES
+from .model_package import load_npz
 
 if TYPE_CHECKING:
     import os
@@ -546,12 +547,14 @@ def preview_graph(package: ModelPackage, k: int) -> bytes | None:
     path = package.extra(PREVIEW_FILE)
     if k not in PREVIEW_SCALES or path is None:
         return None
+    z = load_npz(path)  # any damage: ModelPackageError
+    if f"w{k}" not in z:
+        return None
+    if f"b{k}" not in z:
+        raise ModelPackageError(f"{path} has w{k} but no b{k}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if f"w{k}" not in z.files:
-                return None
-            w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
-    except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
+        w, b = z[f"w{k}"].astype(np.float32), z[f"b{k}"].astype(np.float32)
+    except (ValueError, TypeError) as e:  # e.g. a string array
         raise ModelPackageError(f"cannot read {path}: {e}") from e
     block = 16 // k  # ŷ is at 1/16: the head's DepthToSpace makes it 1/k
     want = (3 * block * block, package.latent_channels)
@@ -577,16 +580,17 @@ def fast_head(package: ModelPackage) -> dict | None:
     path = package.extra(FAST_FILE)
     if path is None:
         return None
+    z = load_npz(path)  # any damage: ModelPackageError
+    keys = list(FAST_KEYS)
+    for group in FAST_GROUPS:
+        if any(k in z for k in group):
+            keys += group  # all or none: a partial group is reported as missing
+    missing = sorted(k for k in keys if k not in z)
+    if missing:
+        raise ModelPackageError(f"cannot read {path}: {', '.join(missing)} missing")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(FAST_KEYS)
-            for group in FAST_GROUPS:
-                present = [k for k in group if k in z.files]
-                if present and len(present) < len(group):
-                    raise KeyError(f"{', '.join(sorted(set(group) - set(present)))} missing")
-                keys += present
-            head = {k: np.ascontiguousarray(z[k], dtype=np.float32) for k in keys}
-    except (OSError, ValueError, KeyError, EOFError) as e:
+        head = {k: np.ascontiguousarray(z[k], dtype=np.float32) for k in keys}
+    except (ValueError, TypeError) as e:  # e.g. a string array
         raise ModelPackageError(f"cannot read {path}: {e}") from e
     bad = [k for k, shape in _fast_shapes(head).items() if head[k].shape != shape]
     if bad or head["up_b"].size < 1 or not all(np.isfinite(v).all() for v in head.values()):

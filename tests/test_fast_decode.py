@@ -285,6 +285,36 @@ def test_fast_head_with_level_scales_and_a_mid_layer(tmp_path, aec):
             c.decompress(aec, profile="fast")
 
 
+@pytest.mark.parametrize("content", ["npy", "strings", "zip-damaged"])
+def test_an_unreadable_extra_that_hashes_right_is_a_model_package_error(tmp_path, aec, content):
+    """A fast.npz / preview.npz whose bytes match the manifest's digest but are not a usable
+    .npz (an .npy in its place, text arrays, a damaged zip) is a ModelPackageError naming it,
+    never a TypeError or BadZipFile."""
+    dst = _with_fast_head(tmp_path, _teacher_head(QUALITY))
+    man = json.loads((dst / "manifest.json").read_text())
+    for name in (synthesis_fast.FAST_FILE, synthesis_fast.PREVIEW_FILE):
+        path = dst / name
+        if content == "npy":
+            with open(path, "wb") as f:
+                np.save(f, np.zeros(3, np.float32))
+        elif content == "strings":
+            keys = synthesis_fast.FAST_KEYS if name == synthesis_fast.FAST_FILE else ("w2", "b2")
+            np.savez(path, **{k: np.array(["x"]) for k in keys})
+        else:
+            np.savez(path, w2=np.zeros(4, np.float32))
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2: len(data) // 2 + 8] = b"\xff" * 8
+            path.write_bytes(bytes(data))
+        man["files"][name] = model_package.file_digest(path)
+    (dst / "manifest.json").write_text(json.dumps(man))
+    model_package._cache.clear()
+    c = aecodec.Codec(model_path=[dst.parent])
+    with pytest.raises(aecodec.ModelPackageError, match="fast.npz"):
+        c.decompress(aec, profile="fast")
+    with pytest.raises(aecodec.ModelPackageError, match="preview.npz"):
+        c.decompress(aec, scale=2)
+
+
 def test_extras_of_a_format_1_package_are_not_used(tmp_path):
     """A format-1 manifest's `files` are not verified (fuzz finding: `"files": null` raised
     TypeError on a fast decode): its extras are ignored, and the fast profile refused clearly."""
