@@ -75,22 +75,6 @@ def _model(sp) -> None:
                          "is read with the model it names)")
 
 
-def expand(inputs: list[str]) -> list[tuple[str, Path | None]]:
-    """(file, path relative to the folder it came from, or None) for images and .aec files."""
-    exts = cli.image_extensions() | {".aec"}
-    out = []
-    for arg in inputs:
-        p = Path(arg)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
-            out += [(str(f), f.relative_to(p)) for f in found]
-            if not found:
-                out.append((arg, Path("")))
-        else:
-            out.append((arg, None))
-    return out
-
-
 def _source(src: str):
     """A file's bytes as analysis input: .aec bytes or a file-like image."""
     data = cli.read_source(src)
@@ -121,7 +105,7 @@ def _setup(args, codec_class, target: str | None = None):
         return None
     try:
         codec = codec_class(args.model, device=args.device, threads=args.threads)
-        items = expand(args.inputs)
+        items = cli.expand(args.inputs, cli.image_extensions() | cli.AEC_EXTENSIONS)
         if target is not None:
             cli.check_target(target, args.force)
     except Exception as e:

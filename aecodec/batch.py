@@ -189,13 +189,14 @@ def plan(inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
     """(rows of input/output paths, failures found while planning) for every input file:
     folders are searched recursively like `aecodec compress` does, and their tree is mirrored
     under output; a file given directly goes to output/NAME."""
-    from .cli import STDIO, expand
+    from .cli import AEC_EXTENSIONS, STDIO, expand, image_extensions
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     rows, failures, seen = [], [], {}
     out = Path(output)
-    for src, rel in expand([os.fspath(p) for p in inputs], want_aec=command == "decompress"):
+    exts = AEC_EXTENSIONS if command == "decompress" else image_extensions()
+    for src, rel in expand([os.fspath(p) for p in inputs], exts):
         if src == STDIO:
             failures.append(Failure(src, None, "standard input is not supported by batch jobs",
                                     "BatchError"))
@@ -530,18 +531,20 @@ def decompress_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                       timeout: float | None = None) -> Report:
     """Decode .aec files (folders searched recursively, or files) to images under output,
     as `aecodec decompress --format FORMAT` writes them. Other options: compress_folder."""
-    from .cli import FORMAT_EXT
+    from .cli import output_suffix
 
+    try:
+        suffix = output_suffix(format)
+    except ValueError as e:
+        raise BatchError(str(e)) from None
     fmt = format.lower()
-    if fmt not in FORMAT_EXT and fmt.upper() not in Image.SAVE:
-        raise BatchError(f"unknown output format {format!r} (try png, jpeg, webp, tiff, bmp)")
     job = {"format": fmt, "force": bool(force)}
     if threads:
         job["threads"] = _checked(arguments.threads, threads)
     return run_job("decompress", inputs, output, job=job, workers=workers,
                    cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                    address=address, manifest=manifest, quiet=quiet, timeout=timeout,
-                   suffix=FORMAT_EXT.get(fmt, "." + fmt))
+                   suffix=suffix)
 
 
 # ---- command line -------------------------------------------------------------------------

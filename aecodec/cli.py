@@ -163,9 +163,12 @@ def image_extensions() -> set:
     return {ext for ext in Image.registered_extensions() if ext != ".aec"}
 
 
-def expand(inputs: list[str], want_aec: bool) -> list[tuple[str, Path | None]]:
-    """(input, path relative to the folder it came from, or None) for every input file."""
-    exts = {".aec"} if want_aec else image_extensions()
+AEC_EXTENSIONS = {".aec"}
+
+
+def expand(inputs: list[str], exts: set[str]) -> list[tuple[str, Path | None]]:
+    """(input, path relative to the folder it came from, or None) for every input file: a
+    folder gives its files with these extensions (lower-cased), recursively."""
     out = []
     for arg in inputs:
         p = Path(arg)
@@ -343,7 +346,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     try:
         codec = Codec(args.model, device=args.device, threads=args.threads)
-        pairs = plan(expand(args.inputs, want_aec=False), args.output, ".aec")
+        pairs = plan(expand(args.inputs, image_extensions()), args.output, ".aec")
     except Exception as e:
         error(describe(e))
         return EXIT_FAILED
@@ -420,17 +423,26 @@ def _scale(text: str) -> int:
     return int(k)
 
 
+def output_suffix(fmt: str) -> str:
+    """The file suffix `decompress --format fmt` writes (".png" for png, ...); ValueError for a
+    format Pillow cannot write."""
+    f = fmt.lower()
+    if f not in FORMAT_EXT and f.upper() not in Image.SAVE:
+        raise ValueError(f"unknown output format {fmt!r} (try png, jpeg, webp, tiff, bmp)")
+    return FORMAT_EXT.get(f, "." + f)
+
+
 def cmd_decompress(args: argparse.Namespace) -> int:
     from .codec import Codec
 
-    fmt = (args.format or "png").lower()
-    if fmt not in FORMAT_EXT and fmt.upper() not in Image.SAVE:
-        error(f"unknown output format {args.format!r} (try png, jpeg, webp, tiff, bmp)")
+    try:
+        suffix = output_suffix(args.format or "png")
+    except ValueError as e:
+        error(str(e))
         return EXIT_FAILED
     try:
         codec = Codec(device=args.device, threads=args.threads)
-        pairs = plan(expand(args.inputs, want_aec=True), args.output,
-                     FORMAT_EXT.get(fmt, "." + fmt))
+        pairs = plan(expand(args.inputs, AEC_EXTENSIONS), args.output, suffix)
     except Exception as e:
         error(describe(e))
         return EXIT_FAILED

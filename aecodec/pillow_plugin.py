@@ -11,14 +11,13 @@ docs/format.md.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile
 
 from . import container
 from .errors import UnsupportedImageError
-from .geometry import PREVIEW_SCALES
+from .geometry import PREVIEW_SCALES, reduced_size
 
 if TYPE_CHECKING:
     from .codec import Codec
@@ -65,7 +64,7 @@ class AecImageFile(ImageFile.ImageFile):
     def _set_scale(self, k: int) -> None:
         w, h = self._full_size
         self.aec_scale = k
-        self._size = (math.ceil(w / k), math.ceil(h / k))
+        self._size = reduced_size(w, h, k)
         self.tile = [_TILE("aec", (0, 0) + self.size, 0, (k,))]
 
     def draft(self, mode: str | None, size: tuple[int, int] | None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import DeviceError, ModelPackageError
-from .geometry import STRIDE, padded
+from .geometry import STRIDE, padded, reduced_size
 from .model_package import short_hash
 
 if TYPE_CHECKING:
@@ -231,7 +231,8 @@ class Transforms:
         x = sess.run(None, feeds)[0][0]
         x = np.clip(x * np.float32(255), 0, 255)
         np.rint(x, out=x)
-        return x.transpose(1, 2, 0).astype(np.uint8)[:-(-height // k), :-(-width // k)]
+        out_w, out_h = reduced_size(width, height, k)
+        return x.transpose(1, 2, 0).astype(np.uint8)[:out_h, :out_w]
 
     def _tiled(self, h, w, scale, run, store=None, tile=None):
         """Run `run(r0, r1, c0, c1)` (latent coordinates) on halo'd windows covering h×w; the
