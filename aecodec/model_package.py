@@ -38,11 +38,14 @@ ID_HEX = 12
 # A model's identity (docs/model-package.md, "Identity"): the files that define the bitstream
 # and the reference reconstruction. Only these are hashed into the id that files record, so
 # decoder-side extras and encoder files can be added or dropped without orphaning a file.
-IDENTITY_FILES = ("g_s.onnx", "hyper_synthesis.npz", "tables.npz")
-ENCODER_FILES = ("g_a.onnx", "h_a.onnx")
+MANIFEST_FILE = "manifest.json"
+G_S_FILE, HYPER_FILE, TABLES_FILE = "g_s.onnx", "hyper_synthesis.npz", "tables.npz"
+G_A_FILE, H_A_FILE = "g_a.onnx", "h_a.onnx"
+IDENTITY_FILES = (G_S_FILE, HYPER_FILE, TABLES_FILE)
+ENCODER_FILES = (G_A_FILE, H_A_FILE)
 # Package format 1 hashed the encoder's graphs too: those ids stay as they are (files record
 # them), so a format-1 model is verified over these five files while it has them all ...
-LEGACY_HASH_FILES = ("g_a.onnx", "h_a.onnx", "g_s.onnx", "hyper_synthesis.npz", "tables.npz")
+LEGACY_HASH_FILES = (G_A_FILE, H_A_FILE, G_S_FILE, HYPER_FILE, TABLES_FILE)
 # ... and, retired to decode-only, by the hash of its identity files recorded here, in the
 # code, so that a manifest cannot vouch for itself.
 RETIRED_LEGACY = {
@@ -161,7 +164,7 @@ def _refuse_uncovered(folder: Path, covered, what: str) -> None:
 def read_manifest(folder: Path) -> dict:
     """A package's manifest.json: a JSON object with a content hash (the one reader of it).
     Raises ModelPackageError if it is missing or not one."""
-    path = Path(folder) / "manifest.json"
+    path = Path(folder) / MANIFEST_FILE
     try:
         if path.stat().st_size > MAX_MANIFEST:
             raise ModelPackageError(f"{path} is not a model manifest (over {MAX_MANIFEST} bytes)")
@@ -446,8 +449,8 @@ def load(name: str | None = None, content_hash: str | None = None,
         if key in _cache:
             return _cache[key]
         actual = verify(folder, manifest)
-        tables = load_npz(folder / "tables.npz")
-        hyper = load_npz(folder / "hyper_synthesis.npz")
+        tables = load_npz(folder / TABLES_FILE)
+        hyper = load_npz(folder / HYPER_FILE)
         _validate(folder, tables, hyper)
         dtypes = {**TABLE_DTYPES, **OPTIONAL_TABLES}
         tables = {k: (np.ascontiguousarray(v, dtype=dtypes[k]) if k in dtypes else v)

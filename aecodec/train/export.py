@@ -120,7 +120,7 @@ def runtime_state(folder: Path) -> dict[str, torch.Tensor]:
             continue
         for init in onnx.load(str(folder / f"{stage}.onnx")).graph.initializer:
             state[f"{stage}.{init.name}"] = torch.from_numpy(numpy_helper.to_array(init).copy())
-    with np.load(folder / "hyper_synthesis.npz", allow_pickle=False) as z:
+    with np.load(folder / model_package.HYPER_FILE, allow_pickle=False) as z:
         for i, layer in enumerate((0, 2, 4), 1):
             state[f"h_s.{layer}.weight"] = torch.from_numpy(z[f"w{i}"].astype(np.float32))
             state[f"h_s.{layer}.bias"] = torch.from_numpy(z[f"b{i}"].astype(np.float32))
@@ -188,10 +188,11 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
     cfg = model.cfg
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     y = torch.rand(1, cfg.M, 8, 8, generator=torch.Generator().manual_seed(1))
-    _export_onnx(model.g_a, x, tmp / "g_a.onnx", "x", "y", _scales(model.encoder_scales))
-    _export_onnx(model.h_a, y, tmp / "h_a.onnx", "y", "z")
-    _export_onnx(model.g_s, y, tmp / "g_s.onnx", "y_hat", "x_hat", _scales(model.decoder_scales))
-    write_npz(tmp / "hyper_synthesis.npz", hyper_synthesis_arrays(model))
+    mp = model_package
+    _export_onnx(model.g_a, x, tmp / mp.G_A_FILE, "x", "y", _scales(model.encoder_scales))
+    _export_onnx(model.h_a, y, tmp / mp.H_A_FILE, "y", "z")
+    _export_onnx(model.g_s, y, tmp / mp.G_S_FILE, "y_hat", "x_hat", _scales(model.decoder_scales))
+    write_npz(tmp / model_package.HYPER_FILE, hyper_synthesis_arrays(model))
 
     scales, thresholds = scale_table()
     fam = gaussian_family(scales, precision=PRECISION)
@@ -207,7 +208,7 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         tables["encoder_scales"] = torch.exp(model.g_a.log_scales).detach().float().numpy()
     if cfg.decoder_scales:
         tables["decoder_scales"] = torch.exp(model.g_s.log_scales).detach().float().numpy()
-    write_npz(tmp / "tables.npz", tables)
+    write_npz(tmp / model_package.TABLES_FILE, tables)
 
     write_npz(tmp / TRAINING_FILE, training_arrays(model, tmp))
     files = sorted(p.name for p in tmp.iterdir())
@@ -236,7 +237,7 @@ def export_package(model: HyperpriorCodec, out_dir: str | Path, name: str,
         "provenance": provenance,
         "figures": figures or {},
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (tmp / model_package.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
@@ -265,7 +266,7 @@ def retire_package(src: str | Path, dest: str | Path) -> dict:
         "retired": True,
     })
     identity = model_package.compute_hash(tmp, model_package.IDENTITY_FILES)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (tmp / model_package.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)

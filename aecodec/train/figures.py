@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-parity", action="store_true", help="keep the parity figures as they are")
     args = p.parse_args(argv)
 
-    manifest_path = args.package / "manifest.json"
+    manifest_path = args.package / model_package.MANIFEST_FILE
     manifest = model_package.read_manifest(args.package)
     figures = dict(manifest.get("figures") or {})
     images = sorted(args.kodak.glob("*.png"))[: args.images]

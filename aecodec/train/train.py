@@ -72,12 +72,13 @@ def load_state_file(path: str | Path, use_ema: bool = True) -> tuple[Config, dic
     the default model for hyperprior-mse), a package folder (rebuilt from its files), a
     state.pt (a GPU job's fp16 weights), or a run's folder or last.ckpt (its EMA weights, or
     the raw ones if not use_ema, in full precision)."""
+    from ..model_package import MANIFEST_FILE, find
+
     path = Path(path)
     if not path.exists() and len(path.parts) == 1:  # a model name: its installed package
-        from ..model_package import find
-
         path = find(str(path))
-    if path.is_dir() and (path / "manifest.json").exists() and not (path / "state.pt").exists():
+    if (path.is_dir() and (path / MANIFEST_FILE).exists()
+            and not (path / "state.pt").exists()):
         from .export import package_state
 
         state, manifest = package_state(path)
