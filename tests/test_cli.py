@@ -115,6 +115,8 @@ def test_quality_options(work, capsys):
     assert cli.main(["compress", "a.png", "--bpp", "1.5", "-o", "b.aec"]) == 0
     assert (work / "b.aec").stat().st_size * 8 / (64 * 64) <= 1.5
     assert cli.main(["compress", "a.png", "--psnr", "20", "-o", "p.aec"]) == 0
+    with Image.open(work / "a.png") as src:
+        assert psnr(aecodec.decompress(work / "p.aec"), src) >= 20
     with pytest.raises(SystemExit) as e:
         cli.main(["compress", "a.png", "-q", "50", "--bpp", "1"])
     assert e.value.code == 2

@@ -171,8 +171,8 @@ def test_script_trains_saves_and_resumes(tmp_path):
 
 def test_script_saves_when_stopped(tmp_path):
     """SIGTERM (a killed job, a Ctrl-C) ends the run with its state saved, not lost."""
+    import re
     import signal
-    import time
 
     data = tmp_path / "data"
     data.mkdir()
@@ -187,10 +187,12 @@ def test_script_saves_when_stopped(tmp_path):
          "--crop", "64", "--batch", "2", "--width", "4", "--level-scales", "--threads", "1",
          "--validate-every", "1000000"], stderr=subprocess.PIPE, text=True)
     try:
-        for line in p.stderr:  # warnings may come first
-            if "pruned start" in line:
-                break  # in the training loop from here on
-        time.sleep(1.0)
+        started = False
+        for line in p.stderr:  # warnings may come first; tqdm's \r updates read as lines
+            started = started or "pruned start" in line
+            m = re.search(r"distil:.*?(\d+)(?:/\d+|step)", line) if started else None
+            if m and int(m.group(1)) >= 1:
+                break  # a step is done: the state to save is a trained one
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=120)  # drains the progress bar's output
         assert p.returncode == 0

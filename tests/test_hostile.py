@@ -10,6 +10,7 @@ it is about. fuzz/README.md says how the fuzzers that found them are run.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tracemalloc
 import zlib
@@ -253,7 +254,9 @@ def test_every_file_a_package_reads_is_verified(tmp_path):
 
     everything = (*mp.IDENTITY_FILES, *mp.ENCODER_FILES)
     assert mp.load(str(_package(tmp_path / "a", 1))).content_hash.startswith("174a81ac")
-    assert mp.load(str(_package(tmp_path / "b", 2, everything)))
+    b = _package(tmp_path / "b", 2, everything)
+    assert mp.load(str(b)).content_hash == json.loads((b / "manifest.json").read_text())[
+        "content_hash"]
     # format 1: its hash covers the five runtime files, nothing else: an extra training.npz
     # (read by aecodec.train) would be unverified
     folder = _package(tmp_path / "c", 1)
@@ -386,11 +389,15 @@ def test_a_damaged_package_that_hashes_right_is_a_model_package_error(tmp_path, 
     f = container.parse(rgb_file)
     f.header.model_hash = bytes.fromhex(content_hash)[: container.HASH_LEN]
     codec = aecodec.Codec(str(folder), threads=1)
-    with pytest.raises(ModelPackageError):
-        mp.load(str(folder))
-        codec.decompress(f.to_bytes())
-        codec.compress(image(24, 16, 3), 50)
+    refused = 0
+    for op in (lambda: mp.load(str(folder)), lambda: codec.decompress(f.to_bytes()),
+               lambda: codec.compress(image(24, 16, 3), 50)):
+        try:  # each works or raises ModelPackageError (any other error fails the test) ...
+            op()
+        except ModelPackageError:
+            refused += 1
     codec.close()
+    assert refused >= 1  # ... and the damage is found
 
 
 @pytest.mark.parametrize("manifest", [

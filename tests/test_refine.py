@@ -13,6 +13,7 @@ from PIL import Image
 import aecodec
 
 torch = pytest.importorskip("torch", reason="refinement needs the train extra (torch)")
+from aecodec import container  # noqa: E402
 from aecodec.train import refine as refine_mod  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -172,4 +173,6 @@ def test_high_effort_without_torch_says_what_to_install(codec, crop, monkeypatch
     monkeypatch.setitem(sys.modules, "aecodec.train.refine", None)  # import fails
     with pytest.raises(aecodec.AecError, match=r"effort 4 and 5 .*pip install 'aecodec\[train\]'"):
         codec.compress(crop, quality=50, effort=4)
-    assert codec.compress(crop, quality=50, effort=3)  # lower efforts never need it
+    data = codec.compress(crop, quality=50, effort=3)  # lower efforts never need it
+    assert container.parse(data).header.quality == 50
+    assert codec.decompress(data).size == crop.shape[1::-1]
