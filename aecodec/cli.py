@@ -257,9 +257,14 @@ def write_atomic(dst: str, data: bytes, force: bool) -> None:
         sys.stdout.buffer.flush()
         return
     folder = os.path.dirname(dst) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
-                               dir=folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CliError(f"cannot write {dst}: {folder} is not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
+                                   dir=folder)
+    except OSError as e:  # name dst, not the temporary file
+        raise CliError(f"cannot write {dst}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -320,6 +320,15 @@ def test_unreadable_sources_fail_with_a_clear_line(work, capsys):
     assert sorted(p.name for p in work.iterdir()) == ["empty.png", "junk.png", "ok.aec", "ok.png"]
 
 
+def test_an_unwritable_output_names_it(work, capsys):
+    Image.new("RGB", (8, 8)).save(work / "a.png")
+    (work / "plain").write_bytes(b"a file, not a folder")
+    assert cli.main(["compress", "a.png", "-o", "plain/a.aec"]) == 1
+    err = errors(capsys.readouterr().err)
+    assert err == ["aecodec: error: a.png: cannot write plain/a.aec: plain is not a folder"]
+    assert sorted(p.name for p in work.iterdir()) == ["a.png", "plain"]
+
+
 def test_a_warning_names_its_file(work, capsys):
     Image.new("CMYK", (8, 8), (10, 20, 30, 0)).save(work / "print.jpg")
     Image.new("RGB", (8, 8)).save(work / "plain.png")
