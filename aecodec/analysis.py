@@ -38,6 +38,7 @@ from .decoder import dequantize, synthesize
 from .engine import Engine, Latents, z_index
 from .geometry import HYPER_STRIDE, STRIDE
 from .images import AecSource, ImageSource, Prepared, prepare
+from .model_package import ModelPackage
 
 if TYPE_CHECKING:
     from .codec import Codec
@@ -113,14 +114,15 @@ def _latents(codec, src, quality: float) -> _Latents:
 
 # ---- bits ----------------------------------------------------------------------------------
 
-def symbol_bits(tables: dict, prefix: str, symbols: np.ndarray,
+def symbol_bits(package: ModelPackage, prefix: str, symbols: np.ndarray,
                 index: np.ndarray) -> np.ndarray:
-    """−log2 p of every symbol under the integer CDF row `index` of tables[prefix + "_cdf"],
-    float64, the shape of `symbols`: what rANS spends on it, escape bypass bits included."""
+    """−log2 p of every symbol under the integer CDF row `index` of the package's
+    `<prefix>_cdf` table, float64, the shape of `symbols`: what rANS spends on it, escape
+    bypass bits included."""
+    tables, precision = package.tables, package.precision
     cdf = tables[f"{prefix}_cdf"]
     length = tables[f"{prefix}_cdf_len"].astype(np.int64)[index]
     offset = tables[f"{prefix}_offset"].astype(np.int64)[index]
-    precision = int(np.asarray(tables["precision"]).reshape(-1)[0])
     support = length - 2
     b = symbols.astype(np.int64) - offset
     escape = (b < 0) | (b >= support)
@@ -137,10 +139,9 @@ def symbol_bits(tables: dict, prefix: str, symbols: np.ndarray,
 def _block_bits(lat: _Latents) -> np.ndarray:
     """Bits of every ŷ latent position (all channels) plus its share of its ẑ cell's bits,
     float64 [h, w] over the coded (padded) latent grid."""
-    tables = lat.engine.package.tables
-    codes = lat.codes
-    y_bits = symbol_bits(tables, "y", codes.s, codes.index).sum(axis=0)
-    z_bits = (symbol_bits(tables, "z", codes.z_hat, z_index(codes.z_hat.shape)).sum(axis=0)
+    pkg, codes = lat.engine.package, lat.codes
+    y_bits = symbol_bits(pkg, "y", codes.s, codes.index).sum(axis=0)
+    z_bits = (symbol_bits(pkg, "z", codes.z_hat, z_index(codes.z_hat.shape)).sum(axis=0)
               / (HYPER_STRIDE * HYPER_STRIDE))
     return y_bits + np.repeat(np.repeat(z_bits, HYPER_STRIDE, axis=0), HYPER_STRIDE, axis=1)
 

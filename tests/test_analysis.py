@@ -84,7 +84,7 @@ def test_symbol_bits_match_the_tables(codec):
     support = int(tables["y_cdf_len"][t]) - 2
     idx = np.full(3, t, np.int32)
     sym = np.array([off, off + support // 2, off + support + 4], np.int32)  # last: escape, d=4
-    bits = analysis.symbol_bits(tables, "y", sym, idx)
+    bits = analysis.symbol_bits(codec.package, "y", sym, idx)
     assert bits[0] == pytest.approx(prec - np.log2(cdf[1] - cdf[0]))
     mid = support // 2
     assert bits[1] == pytest.approx(prec - np.log2(cdf[mid + 1] - cdf[mid]))
