@@ -45,7 +45,7 @@ inline Tables build_tables(const uint32_t* cdf, size_t T, size_t L, const int32_
         throw std::invalid_argument("precision must be an integer in [1, 16], got " + to_string(precision));
     if (T < 1) throw std::invalid_argument("cdf must have at least one row (shape [T, L] with T >= 1)");
     if (L < 2) throw std::invalid_argument("cdf rows must have at least 2 entries (shape [T, L] with L >= 2), got L = " + to_string(L));
-    if (T > (size_t(1) << 31)) throw std::invalid_argument("cdf has too many rows (at most 2^31)");
+    if (T > size_t(INT32_MAX)) throw std::invalid_argument("cdf has too many rows (at most 2^31 - 1)");
     const int p = int(precision);
     const uint32_t total = 1u << p;
     Tables tb;

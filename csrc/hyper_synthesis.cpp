@@ -24,14 +24,39 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64) || (defined(__i386__) && defined(__SSE2_MATH__))
+#include <xmmintrin.h>
+#define AEC_HAVE_MXCSR 1
+#elif defined(__i386__)
+// x87 arithmetic keeps 80-bit intermediates: the one-rounding-per-operation rule above fails.
+#error "aecodec's core needs SSE2 float arithmetic on 32-bit x86: build with -msse2 -mfpmath=sse"
+#endif
 
 // Vector types never cross a non-inlined call, so the ABI note about them is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace aec {
 namespace {
+
+// The IEEE defaults the exactness above assumes (round to nearest, no flush-to-zero, no
+// denormals-are-zero), set for the duration of a call on every thread that computes: a caller may
+// have changed them (torch.set_flush_denormal, fesetround), and a subnormal bias or product would
+// then round differently from the reference and from other machines. The caller's state is
+// restored on return. Other architectures: their defaults are assumed.
+class IeeeDefaults {
+public:
+#if defined(AEC_HAVE_MXCSR)
+    IeeeDefaults() : saved_(_mm_getcsr()) { _mm_setcsr(0x1F80); }  // all masked, nearest, no FTZ/DAZ
+    ~IeeeDefaults() { _mm_setcsr(saved_); }
+
+private:
+    unsigned saved_;
+#endif
+};
 
 // Register tile: kP output pixels (the channel block CB is the kernel's own, see kKernels).
 constexpr int kP = 6;
@@ -238,11 +263,18 @@ std::atomic<const char*> g_last_isa{nullptr};
 void run_rows(RowFn fn, const Layer& L, const Act& in, const Sink& s, bool transposed, int nrows, int threads) {
     std::atomic<int> next{0};
     auto work = [&]() {
+        const IeeeDefaults ieee;
         for (int Y; (Y = next.fetch_add(1)) < nrows;) fn(L, in, s, transposed, Y);
     };
     const int nt = threads < nrows ? threads : nrows;
     std::vector<std::thread> pool;
-    for (int k = 1; k < nt; ++k) pool.emplace_back(work);
+    for (int k = 1; k < nt; ++k) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {  // no more threads (a limit): fewer do the rows
+            break;
+        }
+    }
     work();
     for (auto& th : pool) th.join();
 }
@@ -292,6 +324,7 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
     if (threads <= 0) threads = int(std::thread::hardware_concurrency());
     if (threads <= 0) threads = 1;
     if (threads > 256) threads = 256;
+    const IeeeDefaults ieee;  // also for the input conversion below
     const int M = sh.m2 / 2;
     const int H0 = sh.h, W0 = sh.w, H2 = 4 * H0, W2 = 4 * W0;  // two stride-2 layers
     if (H0 == 0 || W0 == 0 || M == 0) return;

@@ -84,11 +84,13 @@ public:
             throw py::value_error("cdf_len must have shape (T,) = (" + std::to_string(T) + ",) like cdf's rows, got " + shape_str(n));
         if (size_t(o.shape(0)) != T)
             throw py::value_error("offset must have shape (T,) = (" + std::to_string(T) + ",) like cdf's rows, got " + shape_str(o));
-        const uint32_t* cp = c.data();
-        const int32_t* np_ = n.data();
-        const int32_t* op = o.data();
+        // Copied while the GIL is held: validated and packed from one snapshot, whatever
+        // another thread writes to the arrays meanwhile.
+        const std::vector<uint32_t> cv(c.data(), c.data() + c.size());
+        const std::vector<int32_t> nv(n.data(), n.data() + n.size());
+        const std::vector<int32_t> ov(o.data(), o.data() + o.size());
         py::gil_scoped_release nogil;
-        tb_ = std::make_shared<const aec::Tables>(aec::build_tables(cp, T, L, np_, op, p));
+        tb_ = std::make_shared<const aec::Tables>(aec::build_tables(cv.data(), T, L, nv.data(), ov.data(), p));
     }
 
     py::bytes encode(py::handle symbols, py::handle indexes, py::handle lanes) const {
@@ -151,6 +153,14 @@ py::tuple hyper_synthesis(py::handle z_hat, py::handle w1, py::handle b1, py::ha
     auto W3 = need<float>(w3, "w3", "float32", 4);
     auto B3 = need<float>(b3, "b3", "float32", 1);
     auto thr = need<float>(log_thresholds, "log_thresholds", "float32", 1);
+    // Channel and threshold counts go to the kernel as int: bounded far below INT32_MAX.
+    constexpr py::ssize_t kMaxCount = py::ssize_t(1) << 20;
+    const std::pair<py::ssize_t, const char*> counts[] = {
+        {z.shape(0), "z_hat.shape[0] (Nz)"}, {W1.shape(1), "w1.shape[1] (C1)"}, {W2.shape(1), "w2.shape[1] (C2)"},
+        {W3.shape(0), "w3.shape[0] (2M)"}, {thr.shape(0), "log_thresholds.shape[0]"}};
+    for (auto& [v, name] : counts)
+        if (v > kMaxCount)
+            throw py::value_error(std::string(name) + " must be at most 2**20, got " + std::to_string(v));
     aec::HyperSynthesisShape sh;
     sh.nz = int(z.shape(0)), sh.h = int(z.shape(1)), sh.w = int(z.shape(2));
     sh.c1 = int(W1.shape(1)), sh.c2 = int(W2.shape(1)), sh.m2 = int(W3.shape(0));

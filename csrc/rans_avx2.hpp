@@ -83,6 +83,8 @@ __attribute__((target("avx2"))) size_t fast_avx2(DecodeState<K>& st) {
             if (_mm256_movemask_ps(_mm256_castsi256_ps(ok)) != 0xff) {
                 for (int j = 0; j < 8; ++j)
                     if (uint32_t(st.idx[i + j]) >= v.num_tables) st.bad_index(i + j);
+                // all in range when read again: another thread wrote to indexes meanwhile
+                throw std::invalid_argument("indexes changed while being decoded");
             }
             const __m256i slot = _mm256_and_si256(x[k], slot_mask);
             const __m256i bidx = _mm256_add_epi32(_mm256_sll_epi32(t, bb), _mm256_srl_epi32(slot, bs));

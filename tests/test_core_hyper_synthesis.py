@@ -226,6 +226,10 @@ def good():
             dict(log_thresholds=np.array([np.nan], np.float32)),
             "log_thresholds must not contain NaN",
         ),
+        (
+            dict(log_thresholds=np.arange((1 << 20) + 1, dtype=np.float32)),
+            r"log_thresholds.shape\[0\] must be at most 2\*\*20",
+        ),
         (dict(log_thresholds=np.zeros((2, 2), np.float32)), "log_thresholds must have 1 dimension"),
         (dict(threads=-1), r"threads must be an integer in \[0, 65536\]"),
         (dict(threads=1.5), "threads must be an integer"),
@@ -236,3 +240,32 @@ def test_value_errors(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         _core.hyper_synthesis(**args)
+
+
+def test_exact_whatever_the_callers_flush_to_zero_mode():
+    """Subnormal biases and products: the core computes them as IEEE defaults say even when the
+    calling thread flushes denormals (torch.set_flush_denormal), and leaves that mode as it was."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    args = random_problem(rng, 2, 2, 2, 3, 4, 2)
+    args["w1"][:] = 0
+    args["b1"][:] = np.float32(3e-39)  # subnormal: layer 1 outputs exactly this
+    args["w2"][:] = 1.0
+    args["b2"][:] = 0.0
+    args["w3"][:] = np.float32(0.5)  # sums of subnormal products
+    args["b3"][:] = 0.0
+    mu_ref, idx_ref = reference(**args)
+    assert (mu_ref != 0).all()  # flushing the subnormal b1 to zero would give 0 everywhere
+    tiny = np.array([3e-39], np.float32)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        assert (tiny * np.float32(1.0))[0] == 0  # flushing is on in this thread
+        for threads in (1, 3):
+            mu, idx = _core.hyper_synthesis(**args, threads=threads)
+            assert_bits_equal(mu, mu_ref)
+            np.testing.assert_array_equal(idx, idx_ref)
+        assert (tiny * np.float32(1.0))[0] == 0  # the caller's mode is back
+    finally:
+        torch.set_flush_denormal(False)
+    assert (tiny * np.float32(1.0))[0] != 0
