@@ -242,17 +242,19 @@ const Kernel kKernels[] = {
 };
 constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
 
-// The best supported kernel, or the one AECODEC_CORE_ISA names if it is compiled and supported.
-const Kernel& select_kernel() {
+// The best supported kernel, or the one `isa` names if it is compiled and supported. The caller
+// reads AECODEC_CORE_ISA: getenv is not safe beside another thread's setenv, so the Python
+// binding reads it while it holds the GIL.
+const Kernel& select_kernel(const char* isa) {
     const Kernel* best = &kKernels[kNumKernels - 1];
     for (const Kernel& k : kKernels)
         if (k.cpu_has()) {
             best = &k;
             break;
         }
-    if (const char* env = std::getenv("AECODEC_CORE_ISA"))
+    if (isa)
         for (const Kernel& k : kKernels)
-            if (!std::strcmp(env, k.isa)) return k.cpu_has() ? k : *best;
+            if (!std::strcmp(isa, k.isa)) return k.cpu_has() ? k : *best;
     return *best;
 }
 
@@ -302,7 +304,7 @@ HyperSynthesisKernelInfo hyper_synthesis_kernel_info(int i) {
     return {k.isa, k.block, k.cpu_has()};
 }
 
-const char* hyper_synthesis_isa() { return select_kernel().isa; }
+const char* hyper_synthesis_isa(const char* isa) { return select_kernel(isa).isa; }
 
 const char* hyper_synthesis_last_isa() { return g_last_isa.load(); }
 
@@ -320,7 +322,7 @@ const char* hyper_synthesis_compiler() {
 
 void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const float* w2, const float* b2,
                      const float* w3, const float* b3, const float* thr, const HyperSynthesisShape& sh,
-                     int threads, float* mu, int32_t* index) {
+                     int threads, float* mu, int32_t* index, const char* isa) {
     if (threads <= 0) threads = int(std::thread::hardware_concurrency());
     if (threads <= 0) threads = 1;
     if (threads > 256) threads = 256;
@@ -329,7 +331,7 @@ void hyper_synthesis(const int32_t* z, const float* w1, const float* b1, const f
     const int H0 = sh.h, W0 = sh.w, H2 = 4 * H0, W2 = 4 * W0;  // two stride-2 layers
     if (H0 == 0 || W0 == 0 || M == 0) return;
     // One entry gives both the packing block and the kernel (the invariant at kKernels).
-    const Kernel& kernel = select_kernel();
+    const Kernel& kernel = select_kernel(isa);
     const int CB = kernel.block;
     const RowFn fn = kernel.row;
     g_last_isa.store(kernel.isa);

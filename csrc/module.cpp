@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -41,6 +42,13 @@ py::array_t<T, py::array::c_style> need(py::handle h, const char* name, const ch
     if (ndim >= 0 && a.ndim() != ndim)
         throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) + " dimension(s), got " + describe(h));
     return py::reinterpret_borrow<A>(h);
+}
+
+// AECODEC_CORE_ISA (a kernel to force, for tests), read while the GIL is held: getenv is not safe
+// beside a setenv (os.environ[...] = ...) in another thread, which Python only runs with the GIL.
+std::string isa_env() {
+    const char* env = std::getenv("AECODEC_CORE_ISA");
+    return env ? std::string(env) : std::string();
 }
 
 std::string shape_str(const py::array& a) {
@@ -128,9 +136,10 @@ public:
         const int32_t* ip = ix.data();
         int32_t* op = out.mutable_data();
         const size_t n = size_t(ix.size());
+        const std::string isa = isa_env();
         {
             py::gil_scoped_release nogil;
-            aec::rans::decode(dp, size, ip, n, *tb_, op);
+            aec::rans::decode(dp, size, ip, n, *tb_, op, isa.empty() ? nullptr : isa.c_str());
         }
         return out;
     }
@@ -206,9 +215,11 @@ py::tuple hyper_synthesis(py::handle z_hat, py::handle w1, py::handle b1, py::ha
     const float *p1 = W1.data(), *q1 = B1.data(), *p2 = W2.data(), *q2 = B2.data(), *p3 = W3.data(), *q3 = B3.data();
     float* mp = mu.mutable_data();
     int32_t* xp = index.mutable_data();
+    const std::string isa = isa_env();
     {
         py::gil_scoped_release nogil;
-        aec::hyper_synthesis(zp, p1, q1, p2, q2, p3, q3, tp, sh, int(nthreads), mp, xp);
+        aec::hyper_synthesis(zp, p1, q1, p2, q2, p3, q3, tp, sh, int(nthreads), mp, xp,
+                             isa.empty() ? nullptr : isa.c_str());
     }
     return py::make_tuple(mu, index);
 }
@@ -283,7 +294,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("quantize_residual", &quantize_residual, py::arg("y"), py::arg("mu"),
           "round-half-to-even(float32(y - mu)) as int32 (saturating; NaN -> 0).");
     m.def("dequantize", &dequantize, py::arg("s"), py::arg("mu"), "float32(s) + mu.");
-    m.def("hyper_synthesis_isa", &aec::hyper_synthesis_isa,
+    m.def("hyper_synthesis_isa", [] {
+              const std::string isa = isa_env();
+              return std::string(aec::hyper_synthesis_isa(isa.empty() ? nullptr : isa.c_str()));
+          },
           "Instruction set the hyper-synthesis kernel uses (AECODEC_CORE_ISA can force another compiled, "
           "supported one).");
     m.def(

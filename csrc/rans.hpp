@@ -405,9 +405,10 @@ inline std::vector<uint8_t> encode(const int32_t* sym, const int32_t* idx, size_
     return buf;
 }
 
-// Decode n symbols from data[0, size) into out. Throws DecodeError on any inconsistency.
+// Decode n symbols from data[0, size) into out. Throws DecodeError on any inconsistency. isa:
+// "sse2" keeps to the scalar decoder (AECODEC_CORE_ISA, read by the caller), else nullptr.
 inline void decode(const uint8_t* data, size_t size, const int32_t* idx, size_t n, const Tables& tb,
-                   int32_t* out) {
+                   int32_t* out, const char* isa = nullptr) {
     if (size < 1) throw DecodeError("rANS stream is empty (no header byte)");
     const uint8_t h = data[0];
     if ((h & 0xf0) != kVersion || (h & 0x0f) > kMaxLogLanes)
@@ -417,7 +418,7 @@ inline void decode(const uint8_t* data, size_t size, const int32_t* idx, size_t 
     if (size < 1 + 4 * K) throw DecodeError("rANS stream is truncated (shorter than its state flush)");
     if ((size - 1) % 2) throw DecodeError("rANS stream is truncated or corrupt (odd length)");
     Reader r{data + 1, data + size};
-    const bool simd = simd_decode_available();
+    const bool simd = simd_decode_available(isa);
     switch (lg) {
         case 0: decode_lanes<1>(r, idx, n, tb, out, simd); break;
         case 1: decode_lanes<2>(r, idx, n, tb, out, simd); break;

@@ -37,14 +37,14 @@ inline const ExpandTable& expand_table() {
     return table;
 }
 
-// AVX2 present and not disabled by AECODEC_CORE_ISA=sse2 (for testing both paths).
-inline bool simd_decode_available() {
+// AVX2 present and not disabled by isa = "sse2" (AECODEC_CORE_ISA, read by the caller: for
+// testing both paths).
+inline bool simd_decode_available(const char* isa) {
     static const bool cpu = [] {
         __builtin_cpu_init();
         return bool(__builtin_cpu_supports("avx2"));
     }();
-    const char* env = std::getenv("AECODEC_CORE_ISA");
-    return cpu && !(env && std::strcmp(env, "sse2") == 0);
+    return cpu && !(isa && std::strcmp(isa, "sse2") == 0);
 }
 
 template <int K>
@@ -135,7 +135,7 @@ __attribute__((target("avx2"))) size_t fast_avx2(DecodeState<K>& st) {
 #else
 namespace aec {
 namespace rans {
-inline bool simd_decode_available() { return false; }
+inline bool simd_decode_available(const char*) { return false; }
 }  // namespace rans
 }  // namespace aec
 #endif
